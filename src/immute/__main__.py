@@ -1,0 +1,3 @@
+from immute.cli import main
+
+main()

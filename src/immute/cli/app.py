@@ -1,0 +1,34 @@
+"""The root command and the registration of every command group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from immute import __version__
+
+app = typer.Typer(
+    name="immute",
+    help="Immutable infrastructure for Python apps: replace, never patch.",
+    rich_markup_mode=None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"immute {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Immutable infrastructure for Python apps: replace, never patch."""

@@ -1,0 +1,61 @@
+"""The one error tree of immute.
+
+Every expected failure is an :class:`ImmuteError`. The CLI translates it at the
+boundary into one red line and the error's ``exit_code``; anything else is a bug,
+logged with its traceback to the debug log. Messages never contain secret values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ImmuteError(Exception):
+    """An expected failure, shown to the user as one line."""
+
+    exit_code = 1
+
+
+class UsageError(ImmuteError):
+    """A bad argument or option on the command line."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One thing wrong with a spec file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class SpecError(ImmuteError):
+    """The spec is invalid; carries every problem found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class NotFoundError(ImmuteError):
+    """A named thing (release, image, instance, file) does not exist."""
+
+
+class LockHeldError(ImmuteError):
+    """Another deploy holds the app's lock."""
+
+    exit_code = 3
+
+
+class StateError(ImmuteError):
+    """The state directory is unusable (newer schema, corrupt database...)."""

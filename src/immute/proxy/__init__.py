@@ -1,0 +1,1 @@
+"""immute.proxy"""
