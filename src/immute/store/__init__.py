@@ -1,1 +1,17 @@
-"""immute.store"""
+"""SQLite state: releases, the audit log, deploy locks (later instances, plans, logs)."""
+
+from immute.store.audit import AuditEntry
+from immute.store.context import Identity
+from immute.store.locks import Lock, LockState, age_text
+from immute.store.state import STATE_DIR_ENV, Store, state_dir_for
+
+__all__ = [
+    "STATE_DIR_ENV",
+    "AuditEntry",
+    "Identity",
+    "Lock",
+    "LockState",
+    "Store",
+    "age_text",
+    "state_dir_for",
+]

@@ -1,0 +1,82 @@
+"""Opening the state database: pragmas, schema migrations, write transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from immute.errors import StateError
+from immute.store.schema import MIGRATIONS, Migration
+
+DATABASE_NAME = "state.db"
+
+# Long enough to outlast any one of our transactions (they are all short), short
+# enough that a wedged writer surfaces as an error rather than a hang.
+BUSY_TIMEOUT_S = 15.0
+
+
+def open_database(
+    path: Path, *, migrations: Sequence[Migration] = MIGRATIONS
+) -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path`` and bring its schema forward.
+
+    Raises StateError when the file is not a usable SQLite database or was written
+    by a newer immute (a schema version beyond ``len(migrations)``).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so every write
+        # transaction takes the write lock up front instead of upgrading mid-way.
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StateError(f"cannot open state database {path}: {exc}") from exc
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        _migrate(conn, path, migrations)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StateError(f"state database {path} is unusable: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: committed when the block ends, rolled back if it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+    known = len(migrations)
+    if schema_version(conn) == known:
+        return
+    with transaction(conn):
+        # Read again under the write lock: another process may have migrated
+        # between the check above and BEGIN IMMEDIATE.
+        version = schema_version(conn)
+        if version > known:
+            raise StateError(
+                f"state database {path} has schema version {version}, newer than the "
+                f"{known} this immute knows: upgrade immute"
+            )
+        for migration in migrations[version:]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {known:d}")
