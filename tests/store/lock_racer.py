@@ -1,17 +1,16 @@
 """A process that races for the deploy lock through the store API (run by the tests).
 
-    python lock_racer.py STATE_DIR APP MESSAGE [--hold]
+    python lock_racer.py STATE_DIR APP MESSAGE
 
 Opens the store, prints "ready", waits for one line on stdin (so several racers
 start at the same instant), then tries to take the lock for its own pid and
-prints "won" or "lost: <error>". With --hold, a winner keeps the lock, sleeping
-until killed (at most 120 s, so a forgotten racer cannot linger).
+prints "won" or "lost: <error>". A winner holds the lock until its stdin gives
+another line or closes (or it is killed).
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from immute.errors import LockHeldError
@@ -20,15 +19,15 @@ from immute.store import Store
 
 def main(argv: list[str]) -> int:
     state_dir, app, message = Path(argv[0]), argv[1], argv[2]
-    hold = "--hold" in argv[3:]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    # Opened only after "go", so that racers on a fresh directory also race to
+    # create the database and migrate it.
     with Store.open(state_dir) as store:
-        print("ready", flush=True)
-        sys.stdin.readline()
         try:
             with store.locks.hold(app, message=message):
                 print("won", flush=True)
-                if hold:
-                    time.sleep(120)
+                sys.stdin.readline()
         except LockHeldError as exc:
             print(f"lost: {exc}", flush=True)
             return 3

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from immute.store import Identity, Store
 
@@ -25,8 +26,10 @@ class FakeClock:
         self.moment += timedelta(**delta)
 
 
-ALICE = Identity(user="alice", host="box", pid=4242)
-BOB = Identity(user="bob", host="box", pid=4343)
+# Both act from this very process, so their pids are alive: staleness is tested
+# with pids of processes that really exited.
+ALICE = Identity(user="alice", host="box", pid=os.getpid())
+BOB = Identity(user="bob", host="box", pid=os.getpid())
 
 
 def add_release(store: Store, app: str = "web", **fields: str) -> int:
@@ -44,6 +47,7 @@ def add_release(store: Store, app: str = "web", **fields: str) -> int:
 def cli_env(state_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("IMMUTE_STATE_DIR", "IMMUTE_APP")}
     env["IMMUTE_STATE_DIR"] = str(state_dir)
+    env["COLUMNS"] = "200"  # rich tables then fit on one line per row
     return env
 
 
@@ -61,7 +65,7 @@ def run_cli(
     )
 
 
-def cli_json(*args: str, env: dict[str, str], cwd: Path | None = None) -> object:
+def cli_json(*args: str, env: dict[str, str], cwd: Path | None = None) -> Any:
     result = run_cli(*args, "--json", env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

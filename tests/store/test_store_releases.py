@@ -135,7 +135,7 @@ def test_retention_prunes_finished_releases_only(store: Store) -> None:
     store.releases.set_status("web", 2, "active")
     store.releases.set_status("web", 2, "superseded")
     store.releases.set_status("web", 3, "active")
-    with pytest.raises(StateError, match="cannot prune releases of web: .*never pending, active"):
+    with pytest.raises(StateError, match=r"cannot prune releases of web: .*never pending, active"):
         store.releases.prune("web", [1, 3])
     assert [r.number for r in store.releases.all()] == [4, 3, 2, 1]
     assert store.releases.prune("web", [1, 2, 8]) == [1, 2]

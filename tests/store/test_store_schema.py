@@ -23,7 +23,7 @@ def test_a_fresh_directory_gets_the_whole_schema(state_dir: Path) -> None:
     with Store.open(state_dir) as store:
         assert store.schema_version == SCHEMA_VERSION
     conn = sqlite3.connect(state_dir / DATABASE_NAME)
-    assert TABLES <= tables(conn)
+    assert tables(conn) >= TABLES
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 

@@ -142,7 +142,7 @@ def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obj
 
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     Console().print(table)

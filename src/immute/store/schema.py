@@ -63,7 +63,8 @@ _V1_RELEASES: Migration = (
             SELECT 1 FROM release_prunes WHERE app = OLD.app AND number = OLD.number
         )
     BEGIN
-        SELECT RAISE(ABORT, 'releases are deleted only by retention, never pending, active or newest');
+        SELECT RAISE(ABORT,
+            'releases are deleted only by retention, never pending, active or newest');
     END
     """,
 )
