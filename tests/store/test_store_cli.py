@@ -6,6 +6,7 @@ import getpass
 import re
 import socket
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from immute.store import Store
@@ -114,9 +115,8 @@ def test_the_state_lives_beside_the_spec_file_without_immute_state_dir(tmp_path:
 
 def test_an_unusable_state_database_is_one_line_and_exit_1(state_dir: Path) -> None:
     Store.open(state_dir).close()
-    conn = sqlite3.connect(state_dir / DATABASE_NAME)
-    conn.execute("PRAGMA user_version = 999")
-    conn.close()
+    with closing(sqlite3.connect(state_dir / DATABASE_NAME)) as conn:
+        conn.execute("PRAGMA user_version = 999")
     result = run_cli("history", env=cli_env(state_dir))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1

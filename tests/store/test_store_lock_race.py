@@ -89,10 +89,10 @@ def test_two_cli_processes_racing_for_the_lock_exactly_one_wins(
 
 
 def test_many_processes_racing_through_the_api_exactly_one_wins(tmp_path: Path) -> None:
-    for round_ in range(12):
-        # Every third round starts on a fresh directory: creating and migrating
-        # the database is part of the race.
-        state_dir = tmp_path / f"state-{round_ // 3}"
+    for round_ in range(16):
+        # Every other round starts on a fresh directory: creating the database,
+        # switching it to WAL and migrating it are part of the race.
+        state_dir = tmp_path / f"state-{round_ // 2}"
         racers = start_racers(state_dir, 3)
         try:
             said = go(racers)

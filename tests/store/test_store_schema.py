@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -19,26 +20,29 @@ def tables(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in rows}
 
 
+def raw(state_dir: Path) -> closing[sqlite3.Connection]:
+    return closing(sqlite3.connect(state_dir / DATABASE_NAME))
+
+
 def test_a_fresh_directory_gets_the_whole_schema(state_dir: Path) -> None:
     with Store.open(state_dir) as store:
         assert store.schema_version == SCHEMA_VERSION
-    conn = sqlite3.connect(state_dir / DATABASE_NAME)
-    assert tables(conn) >= TABLES
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with raw(state_dir) as conn:
+        assert tables(conn) >= TABLES
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_connections_enforce_foreign_keys_and_wait_for_the_writer(state_dir: Path) -> None:
-    conn = open_database(state_dir / DATABASE_NAME)
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    with closing(open_database(state_dir / DATABASE_NAME)) as conn:
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
 
 
 @pytest.mark.parametrize("version", range(SCHEMA_VERSION))
 def test_every_older_version_is_brought_forward(state_dir: Path, version: int) -> None:
-    old = open_database(state_dir / DATABASE_NAME, migrations=MIGRATIONS[:version])
-    assert old.execute("PRAGMA user_version").fetchone()[0] == version
-    old.close()
+    with closing(open_database(state_dir / DATABASE_NAME, migrations=MIGRATIONS[:version])) as old:
+        assert old.execute("PRAGMA user_version").fetchone()[0] == version
     with Store.open(state_dir) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert add_release(store) == 1
@@ -54,15 +58,13 @@ def test_data_survives_reopening(state_dir: Path) -> None:
 
 def test_a_database_from_a_newer_immute_is_refused_untouched(state_dir: Path) -> None:
     Store.open(state_dir).close()
-    path = state_dir / DATABASE_NAME
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
+    with raw(state_dir) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StateError, match=rf"schema version {SCHEMA_VERSION + 1}, newer") as info:
         Store.open(state_dir)
     assert "\n" not in str(info.value)
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    with raw(state_dir) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
 
 
 def test_a_file_that_is_not_a_database_is_a_state_error(state_dir: Path) -> None:
@@ -83,6 +85,6 @@ def test_a_failing_migration_leaves_the_database_at_its_old_version(state_dir: P
     broken = (*MIGRATIONS, ("CREATE TABLE later (id INTEGER PRIMARY KEY)", "NOT SQL AT ALL"))
     with pytest.raises(StateError, match="syntax error"):
         open_database(state_dir / DATABASE_NAME, migrations=broken)
-    conn = sqlite3.connect(state_dir / DATABASE_NAME)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
-    assert "later" not in tables(conn)
+    with raw(state_dir) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+        assert "later" not in tables(conn)

@@ -34,4 +34,6 @@ def root(
     """Immutable infrastructure for Python apps: replace, never patch."""
 
 
-app.add_typer(__import__("immute.cli.state", fromlist=["app"]).app)
+from immute.cli import state  # noqa: E402  (registrations come last: app.py merges stay trivial)
+
+app.add_typer(state.app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,8 +36,12 @@ def open_database(
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA journal_mode = WAL")
-        _migrate(conn, path, migrations)
+        with _setup_lock(path):
+            conn.execute("PRAGMA journal_mode = WAL")
+            _migrate(conn, path, migrations)
+    except OSError as exc:
+        conn.close()
+        raise StateError(f"cannot open state database {path}: {exc}") from exc
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StateError(f"state database {path} is unusable: {exc}") from exc
@@ -61,6 +66,18 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+@contextmanager
+def _setup_lock(path: Path) -> Iterator[None]:
+    """Let one process at a time set the database up.
+
+    Two connections switching a new file to WAL together get "database is
+    locked" at once: SQLite does not wait on its busy timeout there.
+    """
+    with path.with_name(path.name + ".setup-lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration]) -> None:
