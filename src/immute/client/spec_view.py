@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from immute.client.specfile import read_spec
+from immute.core.quantities import format_duration
 from immute.core.spec import Spec
+from immute.core.spec_types import DURATION_PATTERN
 
 
 def normalised_view(file: str | None, destination: str | None) -> dict[str, Any]:
@@ -40,6 +42,19 @@ def render_yaml(view: dict[str, Any]) -> str:
 def json_schema() -> dict[str, Any]:
     """JSON Schema of immute.yaml, generated from the same models that validate it."""
     schema = Spec.model_json_schema(mode="validation")
+    _spell_duration_defaults(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "immute.yaml"
     return schema
+
+
+def _spell_duration_defaults(node: Any) -> None:
+    """Defaults of durations are held in milliseconds; show them as written."""
+    if isinstance(node, dict):
+        if node.get("pattern") == DURATION_PATTERN and isinstance(node.get("default"), int):
+            node["default"] = format_duration(node["default"])
+        for child in node.values():
+            _spell_duration_defaults(child)
+    elif isinstance(node, list):
+        for child in node:
+            _spell_duration_defaults(child)

@@ -127,35 +127,46 @@ def _absolute_path(value: Any) -> str:
 
 
 _STRING = {"type": "string"}
+DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|d|h|m|s))+$"
 
 Duration = Annotated[
     int,
     BeforeValidator(_checked(_duration)),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({**_STRING, "pattern": r"^(\d+(\.\d+)?(ms|d|h|m|s))+$", "examples": ["30s"]}),
+    WithJsonSchema({**_STRING, "pattern": DURATION_PATTERN, "x-immute-type": "duration"}),
 ]
 CountOrPercent = Annotated[
     int | str,
     BeforeValidator(_checked(_count_or_percent)),
     WithJsonSchema(
-        {"anyOf": [{"type": "integer", "minimum": 0}, {**_STRING, "pattern": r"^\d+(\.\d+)?%$"}]}
+        {
+            "anyOf": [{"type": "integer", "minimum": 0}, {**_STRING, "pattern": r"^\d+(\.\d+)?%$"}],
+            "x-immute-type": "count or percentage",
+        }
     ),
 ]
 Percent = Annotated[
     str,
     BeforeValidator(_checked(_percent)),
-    WithJsonSchema({**_STRING, "pattern": r"^\d+(\.\d+)?%$", "examples": ["10%"]}),
+    WithJsonSchema({**_STRING, "pattern": r"^\d+(\.\d+)?%$", "x-immute-type": "percentage"}),
 ]
 Command = Annotated[
     list[str],
     BeforeValidator(_checked(_command)),
-    WithJsonSchema({"anyOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 1}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [_STRING, {"type": "array", "items": _STRING, "minItems": 1}],
+            "x-immute-type": "command",
+        }
+    ),
 ]
 Size = Annotated[
     int,
     BeforeValidator(_checked(_size)),
     PlainSerializer(_format_size, return_type=str),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {**_STRING}]}),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 1}, _STRING], "x-immute-type": "size"}
+    ),
 ]
 EnvName = Annotated[str, BeforeValidator(_checked(_env_name))]
 EnvValue = Annotated[
