@@ -71,15 +71,15 @@ def test_audit_lists_what_the_lock_commands_did(state_dir: Path) -> None:
 def test_only_the_holder_releases_a_manual_lock_unless_forced(state_dir: Path) -> None:
     with Store.open(state_dir, identity=BOB) as store:
         store.locks.acquire("web", message="bob investigates", pid=None)
-    env = {**cli_env(state_dir), "IMMUTE_APP": "web"}
-    refused = run_cli("lock", "release", env=env)
+    env = cli_env(state_dir)
+    refused = run_cli("lock", "release", "--app", "web", env=env)
     assert refused.returncode == 3
     assert re.fullmatch(
         r"error: lock on web is held by bob@box \(host box, manual lock, for \d+s\):"
         r" bob investigates; release it with --force\n",
         refused.stderr,
     )
-    forced = run_cli("lock", "release", "--force", env=env)
+    forced = run_cli("lock", "release", "--app", "web", "--force", env=env)
     assert (forced.returncode, forced.stderr) == (0, "")
     assert cli_json("lock", "status", env=env) == []
     entries = cli_json("audit", "-n", "1", env=env)
@@ -102,15 +102,28 @@ def test_lock_status_json_describes_the_lock(state_dir: Path) -> None:
     assert "manual" in run_cli("lock", "status", env=env).stdout
 
 
-def test_the_state_lives_beside_the_spec_file_without_immute_state_dir(tmp_path: Path) -> None:
+def test_the_lock_is_the_spec_apps_and_lives_beside_the_spec(tmp_path: Path) -> None:
     env = cli_env(tmp_path)
     del env["IMMUTE_STATE_DIR"]
     (tmp_path / "deploy").mkdir()
-    spec = tmp_path / "deploy" / "prod.yaml"
-    run_cli("lock", "acquire", "-f", str(spec), "--app", "web", "-m", "x", env=env, cwd=tmp_path)
+    spec = tmp_path / "deploy" / "immute.yaml"
+    assert run_cli("init", "-f", str(spec), "--app", "shop", env=env).returncode == 0
+    taken = run_cli("lock", "acquire", "-f", str(spec), "-m", "x", env=env, cwd=tmp_path)
+    assert (taken.returncode, taken.stdout) == (0, "locked shop: x\n")
     assert (tmp_path / "deploy" / ".immute" / DATABASE_NAME).is_file()
-    run_cli("lock", "acquire", "--app", "web", "-m", "x", env=env, cwd=tmp_path)
-    assert (tmp_path / ".immute" / DATABASE_NAME).is_file()
+    (lock,) = cli_json("lock", "status", "-f", str(spec), env=env)
+    assert lock["app"] == "shop"
+    released = run_cli("lock", "release", env=env, cwd=tmp_path / "deploy")
+    assert released.returncode == 0, released.stderr
+    assert cli_json("lock", "status", "-f", str(spec), env=env) == []
+
+
+def test_without_a_spec_or_app_the_lock_commands_say_what_is_missing(tmp_path: Path) -> None:
+    result = run_cli("lock", "acquire", "-m", "x", env=cli_env(tmp_path / "state"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: immute.yaml: no such spec file (run `immute init` to write one)\n"
+    )
 
 
 def test_an_unusable_state_database_is_one_line_and_exit_1(state_dir: Path) -> None:

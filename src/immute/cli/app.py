@@ -34,6 +34,13 @@ def root(
     """Immutable infrastructure for Python apps: replace, never patch."""
 
 
-from immute.cli import state  # noqa: E402  (registrations come last: app.py merges stay trivial)
+def _register() -> None:
+    from immute.cli import spec_commands, state
 
-app.add_typer(state.app)
+    app.command()(spec_commands.init)
+    app.command()(spec_commands.schema)
+    app.add_typer(spec_commands.config_app, name="config")
+    app.add_typer(state.app)
+
+
+_register()

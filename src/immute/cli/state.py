@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from immute.cli.options import Destination, Json, SpecFile
 
 app = typer.Typer()
 lock_app = typer.Typer(
@@ -15,24 +16,16 @@ lock_app = typer.Typer(
 )
 app.add_typer(lock_app, name="lock")
 
-SpecFile = Annotated[
-    Path,
-    typer.Option(
-        "-f",
-        "--file",
-        help="The spec file; its state lives in .immute/ beside it ($IMMUTE_STATE_DIR overrides).",
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 Limit = Annotated[int, typer.Option("-n", "--limit", min=0, help="Show the newest N (0: all).")]
-AppName = Annotated[str, typer.Option("--app", envvar="IMMUTE_APP", help="The app's name.")]
-AppFilter = Annotated[str | None, typer.Option("--app", envvar="IMMUTE_APP", help="Only this app.")]
-DEFAULT_SPEC = Path("immute.yaml")
+AppFilter = Annotated[str | None, typer.Option("--app", help="Only this app.")]
+AppName = Annotated[
+    str | None, typer.Option("--app", help="The app (default: the one the spec names).")
+]
 
 
 @app.command()
 def history(
-    file: SpecFile = DEFAULT_SPEC,
+    file: SpecFile = None,
     app_name: AppFilter = None,
     limit: Limit = 20,
     as_json: Json = False,
@@ -66,7 +59,7 @@ def history(
 
 
 @app.command()
-def audit(file: SpecFile = DEFAULT_SPEC, limit: Limit = 50, as_json: Json = False) -> None:
+def audit(file: SpecFile = None, limit: Limit = 50, as_json: Json = False) -> None:
     """List audit entries (who did what, and how it ended), newest first."""
     from immute.client.state import audit as read_audit
 
@@ -81,9 +74,7 @@ def audit(file: SpecFile = DEFAULT_SPEC, limit: Limit = 50, as_json: Json = Fals
 
 
 @lock_app.command("status")
-def lock_status(
-    file: SpecFile = DEFAULT_SPEC, app_name: AppFilter = None, as_json: Json = False
-) -> None:
+def lock_status(file: SpecFile = None, app_name: AppFilter = None, as_json: Json = False) -> None:
     """Show who holds the deploy lock, for how long, and whether its holder is gone."""
     from immute.client.state import lock_status as read_locks
 
@@ -100,21 +91,23 @@ def lock_status(
 @lock_app.command("acquire")
 def lock_acquire(
     message: Annotated[str, typer.Option("-m", "--message", help="Why you hold it.")],
-    app_name: AppName,
-    file: SpecFile = DEFAULT_SPEC,
+    app_name: AppName = None,
+    file: SpecFile = None,
+    destination: Destination = None,
 ) -> None:
     """Take the lock by hand: deploys wait until you release it. It is held by you,
     not by a process, so it never goes stale."""
     from immute.client.state import lock_acquire as acquire
 
-    acquire(file, app=app_name, message=message)
-    typer.echo(f"locked {app_name}: {message}")
+    lock = acquire(file, destination=destination, app=app_name, message=message)
+    typer.echo(f"locked {lock['app']}: {message}")
 
 
 @lock_app.command("release")
 def lock_release(
-    app_name: AppName,
-    file: SpecFile = DEFAULT_SPEC,
+    app_name: AppName = None,
+    file: SpecFile = None,
+    destination: Destination = None,
     force: Annotated[
         bool, typer.Option("--force", help="Break a lock someone else holds.")
     ] = False,
@@ -122,8 +115,10 @@ def lock_release(
     """Release the lock you took; --force breaks anyone's."""
     from immute.client.state import lock_release as release
 
-    lock = release(file, app=app_name, force=force)
-    typer.echo(f"released the lock on {app_name}, held by {lock['holder']} for {lock['held_for']}")
+    lock = release(file, destination=destination, app=app_name, force=force)
+    typer.echo(
+        f"released the lock on {lock['app']}, held by {lock['holder']} for {lock['held_for']}"
+    )
 
 
 def _lock_row(row: dict[str, object]) -> tuple[object, ...]:

@@ -6,19 +6,18 @@ database they answer with nothing (an empty history, no locks).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
 
+from immute.client.specfile import read_spec, state_dir
 from immute.core.release import Release
-from immute.store import AuditEntry, LockState, Store, age_text, state_dir_for
+from immute.store import AuditEntry, LockState, Store, age_text
 
 JSONDict = dict[str, object]
 
 
-def history(spec_file: Path, *, app: str | None, limit: int | None) -> list[JSONDict]:
+def history(spec_file: str | None, *, app: str | None, limit: int | None) -> list[JSONDict]:
     """Releases newest first, of one app or of every app in the state directory."""
     with _reading(spec_file) as store:
         return (
@@ -26,13 +25,13 @@ def history(spec_file: Path, *, app: str | None, limit: int | None) -> list[JSON
         )
 
 
-def audit(spec_file: Path, *, limit: int | None) -> list[JSONDict]:
+def audit(spec_file: str | None, *, limit: int | None) -> list[JSONDict]:
     """Audit entries newest first."""
     with _reading(spec_file) as store:
         return [] if store is None else [audit_json(e) for e in store.audit.entries(limit=limit)]
 
 
-def lock_status(spec_file: Path, *, app: str | None) -> list[JSONDict]:
+def lock_status(spec_file: str | None, *, app: str | None) -> list[JSONDict]:
     """The locks held (one app's, or all), each with its age and whether it is stale."""
     with _reading(spec_file) as store:
         if store is None:
@@ -41,16 +40,25 @@ def lock_status(spec_file: Path, *, app: str | None) -> list[JSONDict]:
         return [lock_json(s) for s in states if s is not None]
 
 
-def lock_acquire(spec_file: Path, *, app: str, message: str) -> JSONDict:
-    """Take a manual lock: held by this user, not by a process, until released."""
+def lock_acquire(
+    spec_file: str | None, *, destination: str | None, app: str | None, message: str
+) -> JSONDict:
+    """Take a manual lock: held by this user, not by a process, until released.
+
+    The app is ``app`` when given, else the one the spec names.
+    """
+    name = app or read_spec(spec_file, destination).spec.app
     with _writing(spec_file) as store:
-        return lock_json(store.locks.acquire(app, message=message, pid=None))
+        return lock_json(store.locks.acquire(name, message=message, pid=None))
 
 
-def lock_release(spec_file: Path, *, app: str, force: bool) -> JSONDict:
+def lock_release(
+    spec_file: str | None, *, destination: str | None, app: str | None, force: bool
+) -> JSONDict:
     """Release this user's manual lock (or a stale one); ``force`` breaks anyone's."""
+    name = app or read_spec(spec_file, destination).spec.app
     with _writing(spec_file) as store:
-        return lock_json(store.locks.release(app, pid=None, force=force))
+        return lock_json(store.locks.release(name, pid=None, force=force))
 
 
 def release_json(release: Release) -> JSONDict:
@@ -77,21 +85,17 @@ def lock_json(state: LockState) -> JSONDict:
     }
 
 
-def _state_dir(spec_file: Path) -> Path:
-    return state_dir_for(spec_file, os.environ)
-
-
 @contextmanager
-def _reading(spec_file: Path) -> Iterator[Store | None]:
-    state_dir = _state_dir(spec_file)
-    if not Store.exists(state_dir):
+def _reading(spec_file: str | None) -> Iterator[Store | None]:
+    directory = state_dir(spec_file)
+    if not Store.exists(directory):
         yield None
         return
-    with Store.open(state_dir) as store:
+    with Store.open(directory) as store:
         yield store
 
 
 @contextmanager
-def _writing(spec_file: Path) -> Iterator[Store]:
-    with Store.open(_state_dir(spec_file)) as store:
+def _writing(spec_file: str | None) -> Iterator[Store]:
+    with Store.open(state_dir(spec_file)) as store:
         yield store

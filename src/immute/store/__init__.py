@@ -3,15 +3,6 @@
 from immute.store.audit import AuditEntry
 from immute.store.context import Identity
 from immute.store.locks import Lock, LockState, age_text
-from immute.store.state import STATE_DIR_ENV, Store, state_dir_for
+from immute.store.state import Store
 
-__all__ = [
-    "STATE_DIR_ENV",
-    "AuditEntry",
-    "Identity",
-    "Lock",
-    "LockState",
-    "Store",
-    "age_text",
-    "state_dir_for",
-]
+__all__ = ["AuditEntry", "Identity", "Lock", "LockState", "Store", "age_text"]

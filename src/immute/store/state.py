@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -11,16 +11,6 @@ from immute.store.context import Clock, Identity, StoreContext, utc_now
 from immute.store.database import DATABASE_NAME, open_database, schema_version
 from immute.store.locks import DeployLocks
 from immute.store.releases import Releases
-
-STATE_DIR_ENV = "IMMUTE_STATE_DIR"
-
-
-def state_dir_for(spec_file: Path, env: Mapping[str, str]) -> Path:
-    """``$IMMUTE_STATE_DIR`` when set, else ``.immute/`` beside the spec file."""
-    configured = env.get(STATE_DIR_ENV)
-    if configured:
-        return Path(configured)
-    return spec_file.absolute().parent / ".immute"
 
 
 class Store:
