@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from immute.errors import StateError
-from immute.store import Store
+from immute.store import Store, database
 from immute.store.database import DATABASE_NAME, open_database
 from immute.store.schema import MIGRATIONS, SCHEMA_VERSION
 from store.support import add_release
@@ -88,3 +88,16 @@ def test_a_failing_migration_leaves_the_database_at_its_old_version(state_dir: P
     with raw(state_dir) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
         assert "later" not in tables(conn)
+
+
+def test_a_writer_that_never_lets_go_is_a_state_error(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.05)
+    with Store.open(state_dir) as store, raw(state_dir) as other:
+        other.isolation_level = None
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StateError, match=r"state database stayed busy .*database is locked"):
+            store.locks.acquire("web", message="", pid=None)
+        other.execute("ROLLBACK")
+        assert store.locks.acquire("web", message="", pid=None).lock.app == "web"

@@ -58,8 +58,17 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: committed when the block ends, rolled back if it raises."""
-    conn.execute("BEGIN IMMEDIATE")
+    """One write transaction: committed when the block ends, rolled back if it raises.
+
+    Raises StateError when another writer keeps the database locked past the busy
+    timeout.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StateError(
+            f"the state database stayed busy for {BUSY_TIMEOUT_S:.0f}s: {exc}"
+        ) from exc
     try:
         yield conn
     except BaseException:
