@@ -74,7 +74,7 @@ async def probe(check: Check, target: ProbeTarget, *, timeout: float) -> ProbeRe
     except TimeoutError:
         return ProbeResult(False, f"no answer within {timeout}s")
     except OSError as exc:
-        return ProbeResult(False, exc.strerror or str(exc))
+        return ProbeResult(False, os.strerror(exc.errno) if exc.errno else str(exc))
 
 
 async def _probe_tcp(host: str, port: int) -> ProbeResult:

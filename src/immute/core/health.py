@@ -1,11 +1,12 @@
 """Health as a pure state machine: check results in, status out.
 
 An instance starts ``STARTING``. ``healthy_threshold`` passes in a row make it
-``HEALTHY``; ``unhealthy_threshold`` failures in a row make it ``UNHEALTHY``.
-Between those runs the status holds (hysteresis), so one slow answer does not
-take an instance out of the route and one lucky answer does not put it in.
-A starting instance that fails is marked ``UNHEALTHY`` too (as Docker does);
-the agent's readiness wait only waits for ``HEALTHY`` up to its deadline.
+``HEALTHY``; once it has been healthy, ``unhealthy_threshold`` failures in a row
+make it ``UNHEALTHY``. Between those runs the status holds (hysteresis), so one
+slow answer does not take an instance out of the route and one lucky answer
+does not put it in. Failures while ``STARTING`` change nothing (as Kubernetes
+treats readiness): how long to wait for a booting instance is the deadline of
+the agent's readiness wait, not a count of failures.
 
 The probes that produce the results live in ``immute.agent.health``.
 """
@@ -61,7 +62,7 @@ def record_result(
     status = state.status
     if passes >= policy.healthy_threshold:
         status = HealthStatus.HEALTHY
-    elif failures >= policy.unhealthy_threshold:
+    elif failures >= policy.unhealthy_threshold and status is not HealthStatus.STARTING:
         status = HealthStatus.UNHEALTHY
     return replace(
         state,

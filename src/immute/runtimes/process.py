@@ -45,6 +45,7 @@ SHIM = Path(__file__).with_name("process_shim.py")
 INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 SHIM_TIMEOUT = 30.0
 KILL_TIMEOUT = 10.0
+SETTLE_TIMEOUT = 2.0
 POLL = 0.02
 STREAMS: tuple[LogStream, LogStream] = ("stdout", "stderr")
 
@@ -115,9 +116,22 @@ class ProcessRuntime:
         gone = await self._signal_and_wait(pgid, signal.SIGTERM, timeout=grace)
         if not gone and not await self._signal_and_wait(pgid, signal.SIGKILL, timeout=KILL_TIMEOUT):
             raise InstanceError(f"instance {instance_id} (pid {pgid}) survived SIGKILL")
-        # The shim records the exit status right after the instance is reaped.
+        await self._settle(directory)
+
+    async def _settle(self, directory: Path) -> None:
+        """Wait for the shim to record the exit of an instance that just ended.
+
+        Between the instance's end and the shim's write of ``exit.json`` lies a
+        moment when only the shim knows the status; waiting it out means callers
+        see an exit code rather than "unknown".
+        """
+        started = _read_json(directory / "pid.json")
+        if started is None or (directory / "exit.json").exists() or self._running(directory):
+            return
         shim_pid, shim_ticks = int(started["shim_pid"]), int(started["shim_start_ticks"])
-        await _wait_until(lambda: not procfs.is_running(shim_pid, shim_ticks), timeout=KILL_TIMEOUT)
+        await _wait_until(
+            lambda: not procfs.is_running(shim_pid, shim_ticks), timeout=SETTLE_TIMEOUT
+        )
 
     @staticmethod
     async def _signal_and_wait(pgid: int, signum: signal.Signals, *, timeout: float) -> bool:
@@ -132,6 +146,8 @@ class ProcessRuntime:
         if not self.instances_dir.is_dir():
             return []
         found = sorted(d for d in self.instances_dir.iterdir() if (d / "record.json").exists())
+        for directory in found:
+            await self._settle(directory)
         return [self._info(directory) for directory in found]
 
     async def read_logs(self, instance_id: str, *, cursor: str = "", limit: int = 1000) -> LogBatch:
