@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -127,9 +128,8 @@ def test_a_working_directory_outside_or_missing_is_refused(
     runtime: ProcessRuntime, root: Path, workdir: str, message: str
 ) -> None:
     spec = app_spec(root, "web-1")
-    bad = type(spec)(**{**vars(spec), "workdir": workdir})
     with pytest.raises(InstanceError, match=message):
-        asyncio.run(runtime.start(bad))
+        asyncio.run(runtime.start(replace(spec, workdir=workdir)))
     assert asyncio.run(runtime.observe()) == []
 
 
@@ -158,3 +158,21 @@ def test_free_port_can_be_bound_on_loopback() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
         sock.listen()
+
+
+def test_a_command_that_is_not_executable_is_refused_naming_it(
+    runtime: ProcessRuntime, root: Path
+) -> None:
+    with pytest.raises(InstanceError, match=r"Permission denied: \./app\.py"):
+        asyncio.run(runtime.start(app_spec(root, "web-1", argv=("./app.py",))))
+
+
+def test_commands_are_found_on_the_instance_path_not_the_agents(
+    runtime: ProcessRuntime, root: Path
+) -> None:
+    python_dir = str(Path(sys.executable).parent)
+    spec = app_spec(root, "web-1", argv=(Path(sys.executable).name, "app.py"))
+    with pytest.raises(InstanceError, match="No such file or directory"):
+        asyncio.run(runtime.start(replace(spec, env={"PATH": "/nonexistent"})))
+    asyncio.run(runtime.start(replace(spec, env={"PATH": python_dir})))
+    assert wait_for_http(spec.port).status_code == 200

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import marshal
 import os
 import re
 import shutil
@@ -99,7 +100,7 @@ class ProcessRuntime:
         if spec.port is not None:
             env["PORT"] = str(spec.port)
         launch = {"dir": str(directory), "argv": list(spec.argv), "cwd": str(cwd), "env": env}
-        report = await _run_shim(json.dumps(launch).encode())
+        report = await _run_shim(marshal.dumps(launch))
         if "error" in report:
             shutil.rmtree(directory, ignore_errors=True)
             raise InstanceError(f"cannot start instance {spec.instance_id}: {report['error']}")
@@ -244,7 +245,7 @@ async def _run_shim(launch: bytes) -> dict[str, Any]:
         return {"error": "the process shim did not answer"}
     if not out:
         return {"error": f"the process shim failed: {err.decode(errors='replace').strip()[-200:]}"}
-    report: dict[str, Any] = json.loads(out)
+    report: dict[str, Any] = marshal.loads(out)
     return report
 
 
