@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from contract.instance_apps import APP_SOURCE
-from immute.agent.health import HealthMonitor, ProbeTarget, probe
+from contract.instance_apps import APP_SOURCE, app_root, app_spec, stop_everything
+from immute.agent.health import HealthMonitor, ProbeTarget, probe, target_for
 from immute.core.health import (
     CommandCheck,
     HealthPolicy,
@@ -23,6 +23,7 @@ from immute.core.health import (
     UptimeCheck,
 )
 from immute.runtimes.ports import free_port
+from immute.runtimes.process import ProcessRuntime
 
 FAST = HealthPolicy(interval=0.05, timeout=1.0, healthy_threshold=2, unhealthy_threshold=2)
 Serve = Callable[..., tuple[ProbeTarget, subprocess.Popen[bytes]]]
@@ -158,3 +159,23 @@ def test_a_worker_that_exits_within_its_grace_is_never_healthy(serve: Serve) -> 
     state = asyncio.run(monitor.wait_healthy(deadline=15))
     assert state.status is not HealthStatus.HEALTHY
     assert state.last_detail == "instance is not running"
+
+
+def test_targets_of_runtime_instances_follow_the_runtime(tmp_path: Path) -> None:
+    runtime = ProcessRuntime(tmp_path / "state")
+    root = app_root(tmp_path)
+
+    async def scenario() -> tuple[HealthState, HealthState]:
+        try:
+            info = await runtime.start(app_spec(root, "web-1", env={"READY_AFTER": "0.2"}))
+            target = target_for(runtime, info)
+            monitor = HealthMonitor(HttpCheck("/ready"), target, policy=FAST)
+            ready = await monitor.wait_healthy(deadline=15)
+            await runtime.stop("web-1")
+            return ready, await monitor.check_once()
+        finally:
+            await stop_everything(runtime)
+
+    ready, after_stop = asyncio.run(scenario())
+    assert ready.status is HealthStatus.HEALTHY
+    assert after_stop.last_detail == "instance is not running"

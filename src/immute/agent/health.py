@@ -27,6 +27,8 @@ from immute.core.health import (
     record_result,
     uptime_passed,
 )
+from immute.core.instances import InstanceInfo, InstanceState
+from immute.runtimes.base import Runtime
 
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})")
 
@@ -45,6 +47,26 @@ class ProbeTarget:
     host: str = "127.0.0.1"
     cwd: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+
+
+def target_for(
+    runtime: Runtime,
+    info: InstanceInfo,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ProbeTarget:
+    """The probe target of an instance a runtime started; liveness comes from ``observe``."""
+
+    async def running() -> bool:
+        return any(
+            seen.instance_id == info.instance_id and seen.state is InstanceState.RUNNING
+            for seen in await runtime.observe()
+        )
+
+    return ProbeTarget(
+        running=running, started_at=info.started_at, port=info.port, cwd=cwd, env=env or {}
+    )
 
 
 @dataclass(frozen=True)
