@@ -7,12 +7,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from immute.core.health import (
+    CommandCheck,
     HealthPolicy,
     HealthState,
     HealthStatus,
+    HttpCheck,
+    TcpCheck,
+    UptimeCheck,
+    probe_of,
     record_result,
     uptime_passed,
 )
+from immute.core.spec import Liveness, Readiness
 from immute.errors import UsageError
 
 policies = st.builds(
@@ -128,3 +134,20 @@ def test_a_worker_is_healthy_once_it_has_stayed_up_its_grace(
     now: float, running: bool, expected: bool
 ) -> None:
     assert uptime_passed(started_at=100.0, now=now, running=running, grace=5.0) is expected
+
+
+def test_spec_sections_become_checks_and_policies() -> None:
+    readiness = Readiness.model_validate({"http": "/healthz", "interval": "500ms"})
+    check, policy = probe_of(readiness, routed=True)
+    assert check == HttpCheck("/healthz")
+    assert (policy.interval, policy.timeout, policy.healthy_threshold) == (0.5, 1.0, 2)
+    liveness = Liveness.model_validate({"command": "check --now", "unhealthy_threshold": 5})
+    check, policy = probe_of(liveness, routed=False)
+    assert check == CommandCheck(("check", "--now"))
+    assert (policy.interval, policy.unhealthy_threshold) == (10.0, 5)
+
+
+def test_without_a_probe_routed_processes_get_tcp_and_workers_uptime() -> None:
+    assert probe_of(Readiness(), routed=True)[0] == TcpCheck()
+    assert probe_of(Readiness(), routed=False)[0] == UptimeCheck(grace=1.0)
+    assert probe_of(Readiness.model_validate({"tcp": True}), routed=False)[0] == TcpCheck()

@@ -17,6 +17,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from immute.core import spec
 from immute.errors import UsageError
 
 
@@ -110,3 +111,30 @@ Check = HttpCheck | TcpCheck | CommandCheck | UptimeCheck
 def uptime_passed(*, started_at: float, now: float, running: bool, grace: float) -> bool:
     """A worker is healthy once it has stayed up ``grace`` seconds."""
     return running and now - started_at >= grace
+
+
+MS = 1000
+
+
+def probe_of(section: spec.Check, *, routed: bool) -> tuple[Check, HealthPolicy]:
+    """The check and policy a spec's ``readiness`` or ``liveness`` section asks for.
+
+    With no probe named, routed processes get a TCP connect and others (workers)
+    are ready once up for ``min_uptime``, as the spec's reference says.
+    """
+    policy = HealthPolicy(
+        interval=section.interval / MS,
+        timeout=section.timeout / MS,
+        healthy_threshold=section.healthy_threshold,
+        unhealthy_threshold=section.unhealthy_threshold,
+    )
+    check: Check
+    if section.http is not None:
+        check = HttpCheck(section.http)
+    elif section.command is not None:
+        check = CommandCheck(tuple(section.command))
+    elif section.tcp or routed or not isinstance(section, spec.Readiness):
+        check = TcpCheck()
+    else:
+        check = UptimeCheck(section.min_uptime / MS)
+    return check, policy
