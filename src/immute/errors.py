@@ -59,3 +59,13 @@ class LockHeldError(ImmuteError):
 
 class StateError(ImmuteError):
     """The state directory is unusable (newer schema, corrupt database...)."""
+
+
+class RouteError(ImmuteError):
+    """A route, target or router request is invalid (bad address, weight, key)."""
+
+    exit_code = 2
+
+
+class RouterError(ImmuteError):
+    """The router cannot be reached or refused a request."""
