@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from urllib.parse import parse_qs, urlsplit
-
 from typing import cast
+from urllib.parse import parse_qs, urlsplit
 
 import httptools
 
@@ -114,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -32,3 +32,6 @@ def root(
     ] = False,
 ) -> None:
     """Immutable infrastructure for Python apps: replace, never patch."""
+
+
+app.add_typer(__import__("immute.cli.router", fromlist=["app"]).app, name="router")

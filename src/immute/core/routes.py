@@ -150,7 +150,7 @@ def target_from_json(value: object, where: str) -> Target:
     if state not in TARGET_STATES:
         raise RouteError(f"{where}.state: expected one of {', '.join(TARGET_STATES)}")
     release = cast(str, _field(data, "release", str, where, ""))
-    return Target(address, weight, cast(TargetState, state), release)
+    return Target(address, weight, state, release)
 
 
 def route_from_json(service: str, value: object, where: str = "") -> Route:
@@ -186,7 +186,7 @@ def _sticky_from_json(value: object, where: str) -> Sticky | None:
     name = data.get("name")
     if kind not in ("cookie", "header") or not isinstance(name, str) or not name:
         raise RouteError(f"{where}: expected {{'kind': 'cookie'|'header', 'name': NAME}}")
-    return Sticky(kind=cast(Literal["cookie", "header"], kind), name=name)
+    return Sticky(kind=kind, name=name)
 
 
 def table_from_json(value: object, where: str = "routes") -> RouteTable:

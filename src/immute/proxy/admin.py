@@ -1,12 +1,12 @@
 """The admin API (JSON over HTTP on a unix socket): routes, weights, drain, pause, state.
 
-    GET    /state                      every service, target and counter
-    PUT    /services/NAME              replace the service (targets, hosts, sticky)
-    PATCH  /services/NAME/weights      {"weights": {"HOST:PORT": N}}
-    POST   /services/NAME/drain        {"address": "HOST:PORT", "deadline": SECONDS}
-    POST   /services/NAME/pause        hold new requests until resume
-    POST   /services/NAME/resume
-    DELETE /services/NAME
+GET    /state                      every service, target and counter
+PUT    /services/NAME              replace the service (targets, hosts, sticky)
+PATCH  /services/NAME/weights      {"weights": {"HOST:PORT": N}}
+POST   /services/NAME/drain        {"address": "HOST:PORT", "deadline": SECONDS}
+POST   /services/NAME/pause        hold new requests until resume
+POST   /services/NAME/resume
+DELETE /services/NAME
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ async def _dispatch(router: Router, request: ControlRequest) -> ControlResponse:
     name = check_service(parts[1])
     action = _ACTIONS.get((request.method, tuple(parts[2:])))
     if action is None:
-        return ControlResponse.of(404, {"error": f"no such endpoint {request.method} {request.path}"})
+        return ControlResponse.of(
+            404, {"error": f"no such endpoint {request.method} {request.path}"}
+        )
     service = router.table.services.get(name)
     if service is None and request.method != "PUT":
         return ControlResponse.of(404, {"error": f"no service {name!r}"})
@@ -56,14 +58,14 @@ async def _put(router: Router, _: LiveService | None, name: str, body: object) -
     return ControlResponse.of(200, route_to_json(router.table.services[name].describe()))
 
 
-async def _weights(router: Router, svc: LiveService | None, name: str, body: object) -> (
-    ControlResponse
-):
+async def _weights(
+    router: Router, svc: LiveService | None, name: str, body: object
+) -> ControlResponse:
     weights = body.get("weights") if isinstance(body, dict) else None
     if not isinstance(weights, dict) or not all(
         isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights.values()
     ):
-        raise RouteError("weights: expected {\"HOST:PORT\": WEIGHT, ...}")
+        raise RouteError('weights: expected {"HOST:PORT": WEIGHT, ...}')
     assert svc is not None
     unknown = set(weights) - {t.address for t in svc.targets}
     if unknown:
@@ -87,9 +89,9 @@ async def _delete(router: Router, _: LiveService | None, name: str, __: object) 
     return ControlResponse.of(200, {"service": name, "deleted": True})
 
 
-async def _drain(router: Router, svc: LiveService | None, name: str, body: object) -> (
-    ControlResponse
-):
+async def _drain(
+    router: Router, svc: LiveService | None, name: str, body: object
+) -> ControlResponse:
     data = body if isinstance(body, dict) else {}
     address, deadline = data.get("address"), data.get("deadline", 30)
     if not isinstance(deadline, int | float) or isinstance(deadline, bool) or deadline < 0:
@@ -101,9 +103,9 @@ async def _drain(router: Router, svc: LiveService | None, name: str, body: objec
     return ControlResponse.of(200, await drain(router, svc, target.address, float(deadline)))
 
 
-async def drain(router: Router, service: LiveService, address: str, deadline: float) -> (
-    dict[str, object]
-):
+async def drain(
+    router: Router, service: LiveService, address: str, deadline: float
+) -> dict[str, object]:
     """Take no new requests on the target, let in-flight work finish until the deadline,
     then cut what remains (WebSockets get 1001); return once nothing is left."""
     target = next(t for t in service.targets if t.address == address)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from immute.proxy.exchange import Exchange
-from immute.proxy.http1 import Headers, simple_response
+from immute.proxy.http1 import Head, simple_response
 
 if TYPE_CHECKING:
     from immute.proxy.router import Router
@@ -40,9 +40,12 @@ class ClientConn(asyncio.Protocol):
         self.writing_paused = False
         self.closed = False
         self._pauses: set[str] = set()
+        self.peer_bytes = b""
         self._url = b""
-        self._headers: Headers = []
+        self._head = Head()
         self._head_bytes = 0
+        self._out: list[bytes] = []
+        self._corked = 0
         self.head_deadline = 0.0
         self.idle_since = time.monotonic()
         self._upgrade_tail = b""
@@ -52,6 +55,7 @@ class ClientConn(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) else "unix"
+        self.peer_bytes = self.peer.encode()
         self.router.client_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -96,7 +100,7 @@ class ClientConn(asyncio.Protocol):
     # httptools callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
         self._url = b""
-        self._headers = []
+        self._head = Head()
         self._head_bytes = 0
         self.head_deadline = time.monotonic() + self.config.header_timeout
 
@@ -105,9 +109,11 @@ class ClientConn(asyncio.Protocol):
         self._count(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        head = self._head
+        head.add(name, value, self.router.watched)
+        head.size += 1
         self._count(len(name) + len(value) + 4)
-        if len(self._headers) > self.config.max_headers:
+        if head.size > self.config.max_headers:
             raise HeadTooLarge
 
     def _count(self, size: int) -> None:
@@ -121,10 +127,10 @@ class ClientConn(asyncio.Protocol):
         method = parser.get_method()
         exchange = Exchange(
             self,
+            self._head,
             method=method,
             url=self._url,
             version=parser.get_http_version(),
-            headers=self._headers,
             keep_alive=parser.should_keep_alive(),
             upgrade=parser.should_upgrade() and method != b"CONNECT",
         )
@@ -149,8 +155,22 @@ class ClientConn(asyncio.Protocol):
 
     # Called by exchanges and tunnels -----------------------------------------
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        if self._corked:
+            self._out.append(data)
+        elif self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def cork(self) -> None:
+        """Gather writes until `uncork`, so one upstream read becomes one client write."""
+        self._corked += 1
+
+    def uncork(self) -> None:
+        self._corked -= 1
+        if not self._corked and self._out:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            if self.transport is not None and not self.closed:
+                self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None:

@@ -9,19 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
-from immute.proxy.http1 import (
-    IDEMPOTENT,
-    LAST_CHUNK,
-    REPLACED_BY_PROXY,
-    Headers,
-    chunk,
-    connection_tokens,
-    end_to_end,
-    header_value,
-    simple_response,
-)
+from immute.proxy.http1 import IDEMPOTENT, LAST_CHUNK, Head, chunk, simple_response
 from immute.proxy.tunnel import Tunnel
 from immute.proxy.upstream import UpstreamConn
 
@@ -31,26 +22,74 @@ if TYPE_CHECKING:
     from immute.proxy.table import LiveService, LiveTarget
 
 
+def cookie_value(cookies: bytes | None, name: str) -> str | None:
+    if not cookies:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookies.decode("latin-1"))
+    except CookieError:
+        return None
+    return jar[name].value if name in jar else None
+
+
 class Exchange:
+    __slots__ = (
+        "attempts",
+        "body_done",
+        "body_written",
+        "chunked_request",
+        "chunked_response",
+        "client",
+        "close_after",
+        "conn",
+        "done",
+        "head",
+        "held_until",
+        "host",
+        "interim",
+        "keep_alive",
+        "method",
+        "pending",
+        "pending_size",
+        "release",
+        "replay",
+        "replay_size",
+        "request",
+        "request_id",
+        "responded",
+        "response_bytes",
+        "router",
+        "service",
+        "set_cookie",
+        "started",
+        "status",
+        "target",
+        "tried",
+        "upgrade",
+        "url",
+        "version",
+    )
+
     def __init__(
         self,
         client: ClientConn,
+        request: Head,
         *,
         method: bytes,
         url: bytes,
         version: str,
-        headers: Headers,
         keep_alive: bool,
         upgrade: bool,
     ) -> None:
         self.client = client
         self.router: Router = client.router
-        self.method, self.url, self.version, self.headers = method, url, version, headers
-        self.keep_alive = keep_alive
-        self.upgrade = upgrade
-        self.host = (header_value(headers, b"host") or b"").decode("latin-1")
-        encoding = header_value(headers, b"transfer-encoding") or b""
-        self.chunked_request = encoding.lower().endswith(b"chunked")
+        self.request = request
+        self.method, self.url, self.version = method, url, version
+        self.keep_alive, self.upgrade = keep_alive, upgrade
+        self.host = (request.get(b"host") or b"").decode("latin-1")
+        encoding = request.get(b"transfer-encoding")
+        self.chunked_request = encoding is not None and encoding.lower().endswith(b"chunked")
         self.request_id = ""
         self.service: LiveService | None = None
         self.target: LiveTarget | None = None
@@ -60,14 +99,9 @@ class Exchange:
         self.pending_size = 0
         self.replay: list[bytes] | None = []
         self.replay_size = 0
-        self.body_written = False
-        self.body_done = False
-        self.interim = False
-        self.responded = False
-        self.response_bytes = False
-        self.chunked_response = False
-        self.close_after = False
-        self.done = False
+        self.body_written = self.body_done = False
+        self.interim = self.responded = self.response_bytes = False
+        self.chunked_response = self.close_after = self.done = False
         self.held_until = 0.0
         self.attempts = 0
         self.tried: list[LiveTarget] = []
@@ -78,36 +112,31 @@ class Exchange:
 
     # Request side -------------------------------------------------------------
     def start(self) -> None:
-        self.request_id = self.router.request_id(header_value(self.headers, b"x-request-id"))
+        self.request_id = self.router.request_id(self.request.get(b"x-request-id"))
         self.head = self._request_head()
         self._route()
 
     def _request_head(self) -> bytes:
-        drop = connection_tokens(self.headers) | REPLACED_BY_PROXY
-        lines = [b"%s %s HTTP/1.1\r\n" % (self.method, self.url)]
-        lines.extend(end_to_end(self.headers, drop | {b"x-request-id", b"content-length"}))
-        forwarded = header_value(self.headers, b"x-forwarded-for")
-        peer = self.client.peer.encode()
-        lines.append(b"x-forwarded-for: %s\r\n" % (forwarded + b", " + peer if forwarded else peer))
-        lines.append(b"x-forwarded-proto: http\r\nx-forwarded-host: %s\r\n" % self.host.encode())
-        lines.append(b"x-request-id: %s\r\n" % self.request_id.encode())
+        request = self.request
+        forwarded = request.get(b"x-forwarded-for")
+        peer = self.client.peer_bytes
+        lines = [
+            b"%s %s HTTP/1.1\r\n" % (self.method, self.url),
+            *request.forwarded_lines(),
+            b"x-forwarded-for: %s\r\n" % (forwarded + b", " + peer if forwarded else peer),
+            b"x-forwarded-proto: http\r\nx-forwarded-host: %s\r\nx-request-id: %s\r\n"
+            % (request.get(b"host") or b"", self.request_id.encode()),
+        ]
         if self.chunked_request:
             lines.append(b"transfer-encoding: chunked\r\n")
-        else:
-            length = header_value(self.headers, b"content-length")
-            if length is not None:
-                lines.append(b"content-length: %s\r\n" % length.strip())
         if self.upgrade:
-            upgrade = header_value(self.headers, b"upgrade") or b""
-            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % upgrade)
+            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % request.get(b"upgrade"))
         lines.append(b"\r\n")
         return b"".join(lines)
 
     def request_body(self, data: bytes) -> None:
-        if self.done:
-            return
-        framed = chunk(data) if self.chunked_request else data
-        self._queue_body(framed)
+        if not self.done:
+            self._queue_body(chunk(data) if self.chunked_request else data)
 
     def request_complete(self) -> None:
         if self.chunked_request and not self.done:
@@ -131,8 +160,7 @@ class Exchange:
 
     # Routing ----------------------------------------------------------------
     def _route(self) -> None:
-        table = self.router.table
-        service = self.service or table.resolve(self.host)
+        service = self.service or self.router.table.resolve(self.host)
         now = time.monotonic()
         target = None
         if service is not None:
@@ -140,25 +168,25 @@ class Exchange:
             target = service.pick(now, sticky_key=self._sticky_key(service), exclude=self.tried)
         if target is None:
             self._hold(now)
-            return
-        self._attach(target)
+        else:
+            self._attach(target)
 
     def _sticky_key(self, service: LiveService) -> str | None:
         sticky = service.sticky
         if sticky is None:
             return None
         if sticky.kind == "header":
-            value = header_value(self.headers, sticky.name.lower().encode())
+            value = self.request.get(sticky.name.lower().encode())
             return value.decode("latin-1") if value else None
-        cookie = self.router.cookie(self.headers, sticky.name)
-        return cookie
+        return cookie_value(self.request.get(b"cookie"), sticky.name)
 
-    def _maybe_set_cookie(self, kind: str, name: str) -> None:
-        if kind == "cookie" and self.router.cookie(self.headers, name) != self.release:
-            self.set_cookie = b"set-cookie: %s=%s; Path=/; HttpOnly\r\n" % (
-                name.encode(),
-                self.release.encode(),
-            )
+    def _maybe_set_cookie(self, service: LiveService) -> None:
+        sticky = service.sticky
+        if sticky is None or sticky.kind != "cookie":
+            return
+        if cookie_value(self.request.get(b"cookie"), sticky.name) != self.release:
+            name, value = sticky.name.encode(), self.release.encode()
+            self.set_cookie = b"set-cookie: %s=%s; Path=/; HttpOnly\r\n" % (name, value)
 
     def _hold(self, now: float) -> None:
         if not self.held_until:
@@ -176,13 +204,11 @@ class Exchange:
             self.service = None
             self._route()
 
-    def hold_expired(self, now: float) -> bool:
-        """Called by the sweeper; True when this held request was answered."""
-        if self.held_until and now >= self.held_until and self.conn is None and not self.done:
+    def hold_expired(self, now: float) -> None:
+        """Sweeper: answer a request held past its limit."""
+        if self.held_until and now >= self.held_until and self.target is None and not self.done:
             self.router.table.release(self)
             self._give_up_hold()
-            return True
-        return False
 
     def _give_up_hold(self) -> None:
         if self.service is None and self.router.table.services:
@@ -190,18 +216,18 @@ class Exchange:
             return
         if self.service is not None:
             self.service.hold_timeouts += 1
-        retry_after = str(self.router.config.retry_after).encode()
-        self.fail(503, "no ready target", extra=[(b"retry-after", retry_after)])
+        retry_after = b"retry-after: %d\r\n" % self.router.config.retry_after
+        self.fail(503, "no ready target", extra=[retry_after])
 
     def _attach(self, target: LiveTarget) -> None:
         self.target = target
         self.release = target.release
         self.attempts += 1
-        if self.service is not None and self.service.sticky is not None:
-            self._maybe_set_cookie(self.service.sticky.kind, self.service.sticky.name)
         self.tried.append(target)
         target.begin(self)
         target.requests += 1
+        if self.service is not None and self.service.sticky is not None:
+            self._maybe_set_cookie(self.service)
         conn = target.take_idle()
         if conn is not None:
             self._use(conn, reused=True)
@@ -215,28 +241,27 @@ class Exchange:
             conn = fut.result()
             if self.done or self.target is not target:
                 self.router.pool_return(conn)
-                return
-            self._use(conn, reused=False)
+            else:
+                self._use(conn, reused=False)
             return
         target.failures += 1
         target.ejected_until = time.monotonic() + self.router.config.eject_seconds
-        if not self.done:
+        if not self.done and self.target is target:
             self._retry_or_fail(connect_failed=True)
 
     def _use(self, conn: UpstreamConn, *, reused: bool) -> None:
         self.conn = conn
         conn.reused = reused
         conn.attach(self)
-        if self.host or self.target is None:
-            conn.write(self.head)
-        else:
-            conn.write(self.head[:-2] + b"host: %s\r\n\r\n" % self.target.address.encode())
+        head = self.head
+        if not self.host and self.target is not None:
+            head = head[:-2] + b"host: %s\r\n\r\n" % self.target.address.encode()
         body = self.replay if self.body_written and self.replay is not None else self.pending
-        if body:
-            conn.write(b"".join(body))
-            self.body_written = True
-        self.pending, self.pending_size = [], 0
-        self.client.resume("body")
+        conn.write(head + b"".join(body) if body else head)
+        self.body_written = self.body_written or bool(body)
+        if self.pending:
+            self.pending, self.pending_size = [], 0
+            self.client.resume("body")
         if self.client.writing_paused and conn.transport is not None:
             conn.transport.pause_reading()
 
@@ -249,10 +274,13 @@ class Exchange:
             self.target.failures += 1
         if self.response_bytes:
             self.cut()
-            return
-        self._retry_or_fail(connect_failed=False, reused=conn.reused)
+        else:
+            self._retry_or_fail(connect_failed=False, reused=conn.reused)
 
     def _may_retry(self, *, connect_failed: bool, reused: bool) -> bool:
+        """Nothing once a response began; a refused connection always (nothing was
+        sent); a broken one for idempotent methods, or for any method on a reused
+        connection when the whole body is still at hand."""
         if self.response_bytes or self.attempts >= self.router.config.max_attempts:
             return False
         replayable = self.replay is not None or not self.body_written
@@ -272,11 +300,11 @@ class Exchange:
 
     def _leave_target(self) -> None:
         if self.target is not None:
-            self.target.end(self)
-            self.target = None
+            target, self.target = self.target, None
+            target.end(self)
 
-    def fail(self, status: int, message: str, *, extra: Headers | None = None) -> None:
-        """Answer with the proxy's own response (nothing was sent to the client yet)."""
+    def fail(self, status: int, message: str, *, extra: list[bytes] | None = None) -> None:
+        """Answer with the proxy's own response (when nothing was sent to the client yet)."""
         if self.done:
             return
         if self.responded:
@@ -287,19 +315,16 @@ class Exchange:
         self._finish(keep_alive=False)
 
     def cut(self) -> None:
-        """End the exchange now: at a drain deadline, or when the upstream broke mid-response."""
+        """End now: at a drain deadline, or when the upstream broke mid-response."""
         if self.done:
             return
         self.status = self.status or 502
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()
         if not self.responded:
             self.client.write(simple_response(502, "upstream cut"))
         self._finish(keep_alive=False)
 
     # Response side ------------------------------------------------------------
-    def response_head(self, status: int, reason: bytes, headers: Headers) -> None:
+    def response_head(self, status: int, reason: bytes, response: Head) -> None:
         self.response_bytes = True
         if 100 <= status < 200 and status != 101:
             self.interim = True
@@ -308,21 +333,21 @@ class Exchange:
             return
         self.status = status
         self.responded = True
-        self.client.write(self._response_head(status, reason, headers))
+        self.client.write(self._response_head(status, reason, response))
 
-    def _response_head(self, status: int, reason: bytes, headers: Headers) -> bytes:
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-        lines.extend(end_to_end(headers, connection_tokens(headers) | {b"x-request-id"}))
-        lines.append(b"x-request-id: %s\r\n" % self.request_id.encode())
+    def _response_head(self, status: int, reason: bytes, response: Head) -> bytes:
+        lines = [
+            b"HTTP/1.1 %d %s\r\n" % (status, reason),
+            *response.forwarded_lines(),
+            b"x-request-id: %s\r\n" % self.request_id.encode(),
+        ]
         if self.set_cookie:
             lines.append(self.set_cookie)
         if status == 101 and self.upgrade:
-            upgrade = header_value(headers, b"upgrade") or b""
-            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n\r\n" % upgrade)
+            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n\r\n" % response.get(b"upgrade"))
             return b"".join(lines)
         no_body = self.method == b"HEAD" or status in (204, 304)
-        has_length = header_value(headers, b"content-length") is not None
-        if not no_body and not has_length:
+        if not no_body and response.get(b"content-length") is None:
             if self.version == "1.1":
                 self.chunked_response = True
                 lines.append(b"transfer-encoding: chunked\r\n")
@@ -332,10 +357,8 @@ class Exchange:
             self.close_after = True
         if self.close_after:
             lines.append(b"connection: close\r\n\r\n")
-        elif self.version == "1.0":
-            lines.append(b"connection: keep-alive\r\n\r\n")
         else:
-            lines.append(b"\r\n")
+            lines.append(b"connection: keep-alive\r\n\r\n" if self.version == "1.0" else b"\r\n")
         return b"".join(lines)
 
     def response_body(self, data: bytes) -> None:
@@ -360,16 +383,15 @@ class Exchange:
             self.upstream_failed(conn)
             return
         self.conn = None
-        tunnel = Tunnel(self.client, conn, websocket=self._is_websocket(), target=self.target)
+        websocket = (self.request.get(b"upgrade") or b"").lower() == b"websocket"
+        tunnel = Tunnel(self.client, conn, websocket=websocket, target=self.target)
         if self.target is not None:
             self.target.end(self)
             self.target.begin(tunnel)
-        self._record()
+            self.target = None
         self.done = True
+        self._record()
         self.client.start_tunnel(tunnel, upstream_tail=tail)
-
-    def _is_websocket(self) -> bool:
-        return (header_value(self.headers, b"upgrade") or b"").lower() == b"websocket"
 
     def _finish(self, *, keep_alive: bool) -> None:
         self.done = True

@@ -1,4 +1,9 @@
-"""HTTP/1.1 message heads: hop-by-hop filtering, rewriting, canned error responses."""
+"""HTTP/1.1 message heads: collecting, hop-by-hop filtering, canned responses.
+
+Headers are sorted once, as the parser reports them: lines to forward go into
+a list of ready-made `name: value` lines, and the few headers the proxy acts on
+go into a small dict. Building the forwarded head is then a join.
+"""
 
 from __future__ import annotations
 
@@ -18,41 +23,52 @@ HOP_BY_HOP = frozenset(
     }
 )
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
-# Our own forwarding headers replace whatever the client sent under these names.
-REPLACED_BY_PROXY = frozenset({b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-for"})
-
-Headers = list[tuple[bytes, bytes]]
-
-
-def connection_tokens(headers: Headers) -> frozenset[bytes]:
-    """Header names listed in `Connection`, which are hop-by-hop for this message."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
+# The proxy writes these itself; whatever a peer sent under these names is dropped.
+REQUEST_REWRITTEN = frozenset(
+    {b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-for", b"x-request-id"}
+)
+REQUEST_WATCHED = HOP_BY_HOP | REQUEST_REWRITTEN | {b"host", b"content-length", b"cookie"}
+RESPONSE_WATCHED = HOP_BY_HOP | {b"content-length", b"x-request-id"}
+_DROPPED = HOP_BY_HOP | REQUEST_REWRITTEN
+_CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 
 
-def end_to_end(headers: Headers, drop: frozenset[bytes]) -> list[bytes]:
-    """`name: value` lines of the headers that a proxy forwards."""
-    lines = []
-    for name, value in headers:
+class Head:
+    """The headers of one message as the parser reports them."""
+
+    __slots__ = ("lines", "size", "special")
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.special: dict[bytes, bytes] = {}
+        self.size = 0
+
+    def add(self, name: bytes, value: bytes, watched: frozenset[bytes]) -> None:
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower in drop:
-            continue
-        lines.append(name + b": " + value + b"\r\n")
-    return lines
+        if lower in watched:
+            previous = self.special.get(lower)
+            joiner = b"; " if lower == b"cookie" else b", "
+            self.special[lower] = value if previous is None else previous + joiner + value
+            if lower in _DROPPED:
+                return
+        self.lines.append(name + b": " + value + b"\r\n")
 
+    def get(self, name: bytes) -> bytes | None:
+        return self.special.get(name)
 
-def header_value(headers: Headers, wanted: bytes) -> bytes | None:
-    for name, value in headers:
-        if name.lower() == wanted:
-            return value
-    return None
+    def forwarded_lines(self) -> list[bytes]:
+        """The end-to-end lines, without headers that `Connection` names as hop-by-hop."""
+        connection = self.special.get(b"connection")
+        if connection is None:
+            return self.lines
+        tokens = {t.strip().lower() for t in connection.split(b",")} - _CONNECTION_OPTIONS
+        if not tokens:
+            return self.lines
+        return [line for line in self.lines if line.split(b":", 1)[0].lower() not in tokens]
 
 
 def simple_response(
-    status: int, body: str = "", *, close: bool = True, extra: Headers | None = None
+    status: int, body: str = "", *, close: bool = True, extra: list[bytes] | None = None
 ) -> bytes:
     """A complete small response the proxy answers by itself (errors, holds)."""
     payload = (body or HTTPStatus(status).phrase).encode() + b"\n"
@@ -60,9 +76,9 @@ def simple_response(
         b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode()),
         b"content-type: text/plain; charset=utf-8\r\n",
         b"content-length: %d\r\n" % len(payload),
+        *(extra or []),
+        b"connection: close\r\n\r\n" if close else b"\r\n",
     ]
-    lines.extend(name + b": " + value + b"\r\n" for name, value in extra or [])
-    lines.append(b"connection: close\r\n\r\n" if close else b"\r\n")
     return b"".join(lines) + payload
 
 

@@ -8,12 +8,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
 from immute.core.routes import RouteTable
 from immute.proxy.config import ProxyConfig
-from immute.proxy.http1 import Headers
+from immute.proxy.http1 import REQUEST_WATCHED
 from immute.proxy.table import LiveTable, LiveTarget
 from immute.proxy.upstream import UpstreamConn
 
@@ -38,7 +37,9 @@ Observer = Callable[["Exchange", str, float], None]
 class Router:
     def __init__(self, config: ProxyConfig, *, on_change: Callable[[RouteTable], None]) -> None:
         self.config = config
-        self.table = LiveTable(on_change)
+        self.table = LiveTable(self._table_changed)
+        self._on_change = on_change
+        self.watched = REQUEST_WATCHED
         self.stats = Stats()
         self.clients: set[ClientConn] = set()
         self.closing = False
@@ -54,19 +55,10 @@ class Router:
                 return text
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    @staticmethod
-    def cookie(headers: Headers, name: str) -> str | None:
-        for header, value in headers:
-            if header.lower() != b"cookie":
-                continue
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(value.decode("latin-1"))
-            except CookieError:
-                continue
-            if name in jar:
-                return jar[name].value
-        return None
+    def _table_changed(self, table: RouteTable) -> None:
+        sticky = {r.sticky.name.lower().encode() for r in table.routes.values() if r.sticky}
+        self.watched = REQUEST_WATCHED | sticky
+        self._on_change(table)
 
     async def connect(self, target: LiveTarget) -> UpstreamConn:
         loop = asyncio.get_running_loop()

@@ -83,9 +83,7 @@ class RouterProcess:
         admin_sock = unix_listener(self.config.admin)
         self.control.append(await start_control_server(self._admin, sock=admin_sock))
         handover_sock = unix_listener(self.config.handover_path)
-        self.control.append(
-            await asyncio.start_unix_server(self._handover, sock=handover_sock)
-        )
+        self.control.append(await asyncio.start_unix_server(self._handover, sock=handover_sock))
 
     async def _admin(self, request: ControlRequest) -> ControlResponse:
         return await admin.handle(self.router, request)

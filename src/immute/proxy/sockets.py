@@ -66,7 +66,9 @@ def send_listeners(conn: socket.socket, listeners: list[socket.socket], state: o
     conn.sendall(payload)
 
 
-def request_takeover(path: Path, *, timeout: float = 10.0) -> tuple[socket.socket, Inherited] | None:
+def request_takeover(
+    path: Path, *, timeout: float = 10.0
+) -> tuple[socket.socket, Inherited] | None:
     """Ask the router serving `path` for its sockets; None when no router answers."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(timeout)

@@ -121,9 +121,9 @@ class LiveService:
         self.ready = [t for t in self.targets if t.takes_new and t.weight > 0]
         self._cumulative = cumulative([t.weight for t in self.ready])
 
-    def pick(self, now: float, *, sticky_key: str | None, exclude: Iterable[LiveTarget]) -> (
-        LiveTarget | None
-    ):
+    def pick(
+        self, now: float, *, sticky_key: str | None, exclude: Iterable[LiveTarget]
+    ) -> LiveTarget | None:
         """A ready target by weight (or by sticky key), skipping `exclude` and, while
         others remain, targets recently ejected for refusing connections."""
         if self.paused or not self.ready:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from immute.proxy.http1 import Headers
+from immute.proxy.http1 import RESPONSE_WATCHED, Head
 
 if TYPE_CHECKING:
     from immute.proxy.exchange import Exchange
@@ -27,11 +27,12 @@ class UpstreamConn(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
-        self._headers: Headers = []
+        self._head = Head()
         self._reason = b""
         self._done = False
         self._skip_body = False
         self._keep_alive = False
+        self._until_close = False
 
     @property
     def usable(self) -> bool:
@@ -42,8 +43,8 @@ class UpstreamConn(asyncio.Protocol):
 
     def attach(self, exchange: Exchange) -> None:
         self.exchange = exchange
-        self._headers = []
         self._done = False
+        self._until_close = False
         self._skip_body = exchange.method == b"HEAD"
 
     def write(self, data: bytes) -> None:
@@ -61,9 +62,11 @@ class UpstreamConn(asyncio.Protocol):
             return
         exchange = self.exchange
         if exchange is None:
-            # A response nobody asked for: the connection cannot be trusted.
+            # Bytes nobody asked for: the connection cannot be trusted any more.
             self.close()
             return
+        client = exchange.client
+        client.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -73,6 +76,8 @@ class UpstreamConn(asyncio.Protocol):
             self.close()
             exchange.upstream_failed(self)
             return
+        finally:
+            client.uncork()
         if self._done:
             self._done = False
             if self._skip_body:
@@ -84,8 +89,13 @@ class UpstreamConn(asyncio.Protocol):
         self.closed = True
         if self.tunnel is not None:
             self.tunnel.upstream_lost()
-        elif self.exchange is not None:
-            exchange, self.exchange = self.exchange, None
+            return
+        exchange, self.exchange = self.exchange, None
+        if exchange is None:
+            return
+        if self._until_close and exc is None:
+            exchange.response_complete(self, keep_alive=False)
+        else:
             exchange.upstream_failed(self)
 
     def pause_writing(self) -> None:
@@ -97,20 +107,28 @@ class UpstreamConn(asyncio.Protocol):
             self.exchange.client.resume("upstream")
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._head = Head()
+
     def on_status(self, reason: bytes) -> None:
         self._reason = reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        self._head.add(name, value, RESPONSE_WATCHED)
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
-        headers, self._headers = self._headers, []
+        head = self._head
         assert self.exchange is not None
-        self.exchange.response_head(status, self._reason, headers)
-        if self._skip_body and status >= 200:
+        self.exchange.response_head(status, self._reason, head)
+        if status < 200:
+            return
+        if self._skip_body:
             self._keep_alive = self.parser.should_keep_alive()
             self._done = True
+        elif status not in (204, 304):
+            framed = head.get(b"content-length") or head.get(b"transfer-encoding")
+            self._until_close = framed is None
 
     def on_body(self, body: bytes) -> None:
         if self.exchange is not None and not self._skip_body:
@@ -118,9 +136,9 @@ class UpstreamConn(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
-        if exchange is not None and not exchange.interim:
+        if exchange is not None and exchange.interim:
+            exchange.interim = False
+        elif exchange is not None:
             if not self._done:
                 self._keep_alive = self.parser.should_keep_alive()
             self._done = True
-        elif exchange is not None:
-            exchange.interim = False
