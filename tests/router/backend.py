@@ -2,6 +2,7 @@
 
     GET  /            200 "NAME"           (fixed, fast)
     GET  /slow?s=N    200 after N seconds
+    GET  /headers     the request headers it received, one per line
     POST /echo        the request body back, chunked, as it streams in
     GET  /ws          WebSocket echo (with --ws)
 
@@ -39,6 +40,12 @@ class Backend(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url = url
+        self.headers: list[bytes] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append(name.lower() + b": " + value)
+        if name.lower() == b"expect" and value.lower() == b"100-continue":
+            self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_headers_complete(self) -> None:
         if urlsplit(self.url).path == b"/echo":
@@ -63,6 +70,8 @@ class Backend(asyncio.Protocol):
 
     def _respond(self, keep: bool) -> None:
         body = self.name
+        if urlsplit(self.url).path == b"/headers":
+            body = b"\n".join(self.headers)
         connection = b"keep-alive" if keep else b"close"
         self._write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"

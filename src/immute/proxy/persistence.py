@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -37,3 +38,28 @@ def load_table(path: Path) -> RouteTable:
     except json.JSONDecodeError as exc:
         raise RouteError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
     return table_from_json(value, where=str(path))
+
+
+class Persister:
+    """Saves the table after every change without blocking the event loop: the
+    write and fsync run in a thread, back-to-back changes coalesce into the
+    latest table, and `flush` waits until what changed so far is on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._latest: RouteTable | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def changed(self, table: RouteTable) -> None:
+        self._latest = table
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        while self._latest is not None:
+            table, self._latest = self._latest, None
+            await asyncio.to_thread(save_table, self.path, table)
+
+    async def flush(self) -> None:
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)

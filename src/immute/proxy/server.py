@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ from immute.proxy.config import ProxyConfig
 from immute.proxy.control_http import ControlRequest, ControlResponse, start_control_server
 from immute.proxy.downstream import ClientConn
 from immute.proxy.observe import AccessLog, Metrics
-from immute.proxy.persistence import load_table, save_table
+from immute.proxy.persistence import Persister, load_table, save_table
 from immute.proxy.router import Router
 from immute.proxy.sockets import (
     DONE,
@@ -32,6 +33,7 @@ from immute.proxy.sockets import (
 class RouterProcess:
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
+        self.persister = Persister(config.state)
         self.router = Router(config, on_change=self._persist)
         self.metrics = Metrics(self.router)
         self.router.observers.append(self.metrics.observe)
@@ -46,13 +48,15 @@ class RouterProcess:
 
     def _persist(self, table: RouteTable) -> None:
         if not self._restoring:
-            save_table(self.config.state, table)
+            self.persister.changed(table)
 
     def restore(self, table: RouteTable) -> None:
         self._restoring = True
         try:
             for route in table.routes.values():
-                self.router.table.apply(route)
+                # Draining targets had their in-flight work in another process.
+                ready = tuple(t for t in route.targets if t.state == "ready")
+                self.router.table.apply(dataclasses.replace(route, targets=ready))
         finally:
             self._restoring = False
         save_table(self.config.state, self.router.table.describe())
@@ -126,6 +130,7 @@ class RouterProcess:
             control.close()
         await self.router.wind_down(self.config.handover_timeout)
         sweeper.cancel()
+        await self.persister.flush()
         for listener in self.listeners:
             listener.close()
         if self.access_log is not None:

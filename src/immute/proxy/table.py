@@ -57,6 +57,7 @@ class LiveTarget:
         self.requests = 0
         self.failures = 0
         self._empty: list[asyncio.Future[None]] = []
+        self.on_empty: Callable[[], None] | None = None
 
     @property
     def takes_new(self) -> bool:
@@ -83,11 +84,16 @@ class LiveTarget:
 
     def end(self, work: Cuttable) -> None:
         self.inflight.discard(work)
-        if not self.inflight and self._empty:
+        if self.inflight:
+            return
+        if self._empty:
             waiters, self._empty = self._empty, []
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
+        if self.on_empty is not None:
+            on_empty, self.on_empty = self.on_empty, None
+            on_empty()
 
     def when_empty(self) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -203,12 +209,19 @@ class LiveTable:
         for target in route.targets:
             live = old.pop(target.address, None) or LiveTarget(target)
             live.weight, live.release, live.state = target.weight, target.release, target.state
+            live.on_empty = None
             fresh.append(live)
             if live.state != "ready":
                 live.close_idle()
         for gone in old.values():
-            gone.state = "removed"
             gone.close_idle()
+            if gone.inflight:
+                # Still busy: it stays listed (and drainable) until its work ends.
+                gone.state = "draining"
+                gone.on_empty = lambda t=gone: self.finish_drain(service, t)
+                fresh.append(gone)
+            else:
+                gone.state = "removed"
         service.targets = fresh
         service.reindex()
         self.services[route.service] = service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -82,14 +83,16 @@ def start_router(
 ) -> subprocess.Popen[bytes]:
     """Start a router process in its own session, so it outlives its starter, and
     wait until it listens. If one already serves `admin`, the new one takes over."""
-    out = log.open("ab") if log else subprocess.DEVNULL
-    process = subprocess.Popen(
-        router_argv(listen=listen, admin=admin, metrics=metrics, extra=extra),
-        stdout=subprocess.PIPE,
-        stderr=out,
-        start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    argv = router_argv(listen=listen, admin=admin, metrics=metrics, extra=extra)
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=out,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     line = process.stdout.readline()
