@@ -63,3 +63,13 @@ class StateError(ImmuteError):
 
 class InstanceError(ImmuteError):
     """An instance could not be started or stopped by its runtime."""
+
+
+class RouteError(ImmuteError):
+    """A route, target or router request is invalid (bad address, weight, key)."""
+
+    exit_code = 2
+
+
+class RouterError(ImmuteError):
+    """The router cannot be reached or refused a request."""

@@ -1,0 +1,238 @@
+"""Client connections: parse requests with httptools, one exchange answered at a time.
+
+Pipelined requests queue behind the current one (reading pauses meanwhile), so
+responses go back in order. Malformed input gets 400, oversized heads 431, a
+head that arrives too slowly 408; each closes only the offending connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from immute.proxy.exchange import Exchange
+from immute.proxy.http1 import Head, simple_response
+
+if TYPE_CHECKING:
+    from immute.proxy.router import Router
+    from immute.proxy.tunnel import Tunnel
+
+
+class HeadTooLarge(Exception):
+    """The request head passed the size or count limit."""
+
+
+class ClientConn(asyncio.Protocol):
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.config = router.config
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = ""
+        self.current: Exchange | None = None
+        self.parsing: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.tunnel: Tunnel | None = None
+        self.writing_paused = False
+        self.closed = False
+        self._pauses: set[str] = set()
+        self.peer_bytes = b""
+        self._url = b""
+        self._head = Head()
+        self._head_bytes = 0
+        self._out: list[bytes] = []
+        self._corked = 0
+        self.head_deadline = 0.0
+        self.idle_since = time.monotonic()
+        self._upgrade_tail = b""
+
+    # asyncio.Protocol -------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) else "unix"
+        self.peer_bytes = self.peer.encode()
+        self.router.client_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.from_client(data)
+            return
+        if self.closed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade_tail = data[exc.args[0] :]
+            self.pause("upgrade")
+        except httptools.HttpParserCallbackError as exc:
+            too_large = isinstance(exc.__context__, HeadTooLarge)
+            self.reject(431 if too_large else 400)
+        except httptools.HttpParserError:
+            self.reject(400)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.router.client_closed(self)
+        if self.tunnel is not None:
+            self.tunnel.client_lost()
+        for exchange in (self.current, self.parsing, *self.queue):
+            if exchange is not None:
+                exchange.abandon()
+        self.queue.clear()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        exchange = self.current
+        if exchange is not None and exchange.conn is not None and exchange.conn.transport:
+            exchange.conn.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        exchange = self.current
+        if exchange is not None and exchange.conn is not None and exchange.conn.transport:
+            exchange.conn.transport.resume_reading()
+
+    # httptools callbacks ----------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._head = Head()
+        self._head_bytes = 0
+        self.head_deadline = time.monotonic() + self.config.header_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        head = self._head
+        head.add(name, value, self.router.watched)
+        head.size += 1
+        self._count(len(name) + len(value) + 4)
+        if head.size > self.config.max_headers:
+            raise HeadTooLarge
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.config.max_header_bytes:
+            raise HeadTooLarge
+
+    def on_headers_complete(self) -> None:
+        self.head_deadline = 0.0
+        parser = self.parser
+        method = parser.get_method()
+        exchange = Exchange(
+            self,
+            self._head,
+            method=method,
+            url=self._url,
+            version=parser.get_http_version(),
+            keep_alive=parser.should_keep_alive(),
+            upgrade=parser.should_upgrade() and method != b"CONNECT",
+        )
+        self.parsing = exchange
+        if method == b"CONNECT":
+            raise ValueError("CONNECT is not proxied")
+        if self.current is None:
+            self.current = exchange
+            exchange.start()
+        else:
+            self.queue.append(exchange)
+            self.pause("pipeline")
+
+    def on_body(self, body: bytes) -> None:
+        if self.parsing is not None:
+            self.parsing.request_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.parsing is not None:
+            self.parsing.request_complete()
+            self.parsing = None
+
+    # Called by exchanges and tunnels -----------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._corked:
+            self._out.append(data)
+        elif self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def cork(self) -> None:
+        """Gather writes until `uncork`, so one upstream read becomes one client write."""
+        self._corked += 1
+
+    def uncork(self) -> None:
+        self._corked -= 1
+        if not self._corked and self._out:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            if self.transport is not None and not self.closed:
+                self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def pause(self, reason: str) -> None:
+        if not self._pauses and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._pauses.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason not in self._pauses:
+            return
+        self._pauses.discard(reason)
+        if not self._pauses and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def reject(self, status: int) -> None:
+        """Answer a request the proxy will not forward, then close this connection only."""
+        self.router.stats.rejected += 1
+        if self.current is None or not self.current.responded:
+            self.write(simple_response(status))
+        if self.current is not None:
+            self.current.abandon()
+        self.closed = True
+        self.close()
+
+    def exchange_done(self, exchange: Exchange, *, keep_alive: bool) -> None:
+        if exchange is not self.current:
+            return
+        self.current = None
+        self.idle_since = time.monotonic()
+        if not keep_alive or self.closed:
+            self.closed = True
+            self.close()
+            return
+        if self.queue:
+            self.current = self.queue.popleft()
+            if not self.queue:
+                self.resume("pipeline")
+            self.current.start()
+
+    def start_tunnel(self, tunnel: Tunnel, *, upstream_tail: bytes) -> None:
+        self.current = None
+        self.tunnel = tunnel
+        if upstream_tail:
+            tunnel.from_upstream(upstream_tail)
+        if self._upgrade_tail:
+            tunnel.from_client(self._upgrade_tail)
+            self._upgrade_tail = b""
+        self.resume("upgrade")
+
+    def expire(self, now: float) -> None:
+        """Sweeper: a slow request head gets 408; an idle keep-alive connection closes."""
+        if self.head_deadline and now > self.head_deadline:
+            self.head_deadline = 0.0
+            self.router.stats.rejected += 1
+            self.write(simple_response(408))
+            self.closed = True
+            self.close()
+        elif self.current is None and self.tunnel is None and not self.queue:
+            idle_limit = self.router.idle_limit()
+            if now - self.idle_since > idle_limit:
+                self.closed = True
+                self.close()

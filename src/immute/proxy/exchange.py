@@ -1,0 +1,420 @@
+"""One request and its response: choose a target, send, retry safely, stream back.
+
+Callbacks only (no coroutine per request): the client connection feeds the
+request in, the upstream connection feeds the response in, and the exchange
+decides where bytes go. The rules for retries live in `_may_retry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
+
+from immute.proxy.http1 import IDEMPOTENT, LAST_CHUNK, Head, chunk, simple_response
+from immute.proxy.tunnel import Tunnel
+from immute.proxy.upstream import UpstreamConn
+
+if TYPE_CHECKING:
+    from immute.proxy.downstream import ClientConn
+    from immute.proxy.router import Router
+    from immute.proxy.table import LiveService, LiveTarget
+
+
+def cookie_value(cookies: bytes | None, name: str) -> str | None:
+    if not cookies:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookies.decode("latin-1"))
+    except CookieError:
+        return None
+    return jar[name].value if name in jar else None
+
+
+class Exchange:
+    __slots__ = (
+        "attempts",
+        "body_done",
+        "body_written",
+        "chunked_request",
+        "chunked_response",
+        "client",
+        "close_after",
+        "conn",
+        "done",
+        "head",
+        "held_until",
+        "host",
+        "interim",
+        "keep_alive",
+        "method",
+        "pending",
+        "pending_size",
+        "release",
+        "replay",
+        "replay_size",
+        "request",
+        "request_id",
+        "responded",
+        "response_bytes",
+        "router",
+        "service",
+        "set_cookie",
+        "started",
+        "status",
+        "target",
+        "tried",
+        "upgrade",
+        "url",
+        "version",
+    )
+
+    def __init__(
+        self,
+        client: ClientConn,
+        request: Head,
+        *,
+        method: bytes,
+        url: bytes,
+        version: str,
+        keep_alive: bool,
+        upgrade: bool,
+    ) -> None:
+        self.client = client
+        self.router: Router = client.router
+        self.request = request
+        self.method, self.url, self.version = method, url, version
+        self.keep_alive, self.upgrade = keep_alive, upgrade
+        self.host = (request.get(b"host") or b"").decode("latin-1")
+        encoding = request.get(b"transfer-encoding")
+        self.chunked_request = encoding is not None and encoding.lower().endswith(b"chunked")
+        self.request_id = ""
+        self.service: LiveService | None = None
+        self.target: LiveTarget | None = None
+        self.conn: UpstreamConn | None = None
+        self.head = b""
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.body_written = self.body_done = False
+        self.interim = self.responded = self.response_bytes = False
+        self.chunked_response = self.close_after = self.done = False
+        self.held_until = 0.0
+        self.attempts = 0
+        self.tried: list[LiveTarget] = []
+        self.status = 0
+        self.set_cookie = b""
+        self.release = ""
+        self.started = time.monotonic()
+
+    # Request side -------------------------------------------------------------
+    def start(self) -> None:
+        self.request_id = self.router.request_id(self.request.get(b"x-request-id"))
+        self.head = self._request_head()
+        self._route()
+
+    def _request_head(self) -> bytes:
+        request = self.request
+        forwarded = request.get(b"x-forwarded-for")
+        peer = self.client.peer_bytes
+        lines = [
+            b"%s %s HTTP/1.1\r\n" % (self.method, self.url),
+            *request.forwarded_lines(),
+            b"x-forwarded-for: %s\r\n" % (forwarded + b", " + peer if forwarded else peer),
+            b"x-forwarded-proto: http\r\nx-forwarded-host: %s\r\nx-request-id: %s\r\n"
+            % (request.get(b"host") or b"", self.request_id.encode()),
+        ]
+        if self.chunked_request:
+            lines.append(b"transfer-encoding: chunked\r\n")
+        if self.upgrade:
+            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % request.get(b"upgrade"))
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def request_body(self, data: bytes) -> None:
+        if not self.done:
+            self._queue_body(chunk(data) if self.chunked_request else data)
+
+    def request_complete(self) -> None:
+        if self.chunked_request and not self.done:
+            self._queue_body(LAST_CHUNK)
+        self.body_done = True
+
+    def _queue_body(self, framed: bytes) -> None:
+        if self.replay is not None:
+            self.replay.append(framed)
+            self.replay_size += len(framed)
+            if self.replay_size > self.router.config.retry_body_limit:
+                self.replay = None
+        if self.conn is not None:
+            self.conn.write(framed)
+            self.body_written = True
+            return
+        self.pending.append(framed)
+        self.pending_size += len(framed)
+        if self.pending_size > self.router.config.body_buffer_limit:
+            self.client.pause("body")
+
+    # Routing ----------------------------------------------------------------
+    def _route(self) -> None:
+        service = self.service or self.router.table.resolve(self.host)
+        now = time.monotonic()
+        target = None
+        if service is not None:
+            self.service = service
+            target = service.pick(now, sticky_key=self._sticky_key(service), exclude=self.tried)
+        if target is None:
+            self._hold(now)
+        else:
+            self._attach(target)
+
+    def _sticky_key(self, service: LiveService) -> str | None:
+        sticky = service.sticky
+        if sticky is None:
+            return None
+        if sticky.kind == "header":
+            value = self.request.get(sticky.name.lower().encode())
+            return value.decode("latin-1") if value else None
+        return cookie_value(self.request.get(b"cookie"), sticky.name)
+
+    def _maybe_set_cookie(self, service: LiveService) -> None:
+        sticky = service.sticky
+        if sticky is None or sticky.kind != "cookie":
+            return
+        if cookie_value(self.request.get(b"cookie"), sticky.name) != self.release:
+            name, value = sticky.name.encode(), self.release.encode()
+            self.set_cookie = b"set-cookie: %s=%s; Path=/; HttpOnly\r\n" % (name, value)
+
+    def _hold(self, now: float) -> None:
+        if not self.held_until:
+            self.held_until = now + self.router.config.hold_timeout
+            if self.service is not None:
+                self.service.held += 1
+        if now >= self.held_until or (self.service is None and self.router.table.services):
+            self._give_up_hold()
+            return
+        self.router.table.hold(self)
+
+    def wake(self) -> None:
+        if not self.done:
+            self.tried.clear()
+            self.service = None
+            self._route()
+
+    def hold_expired(self, now: float) -> None:
+        """Sweeper: answer a request held past its limit."""
+        if self.held_until and now >= self.held_until and self.target is None and not self.done:
+            self.router.table.release(self)
+            self._give_up_hold()
+
+    def _give_up_hold(self) -> None:
+        if self.service is None and self.router.table.services:
+            self.fail(404, f"no service for host {self.host!r}")
+            return
+        if self.service is not None:
+            self.service.hold_timeouts += 1
+        retry_after = b"retry-after: %d\r\n" % self.router.config.retry_after
+        self.fail(503, "no ready target", extra=[retry_after])
+
+    def _attach(self, target: LiveTarget) -> None:
+        self.target = target
+        self.release = target.release
+        self.attempts += 1
+        self.tried.append(target)
+        target.begin(self)
+        target.requests += 1
+        if self.service is not None and self.service.sticky is not None:
+            self._maybe_set_cookie(self.service)
+        conn = target.take_idle()
+        if conn is not None:
+            self._use(conn, reused=True)
+            return
+        task = asyncio.ensure_future(self.router.connect(target))
+        task.add_done_callback(lambda fut: self._connected(target, fut))
+
+    def _connected(self, target: LiveTarget, fut: asyncio.Future[UpstreamConn]) -> None:
+        error = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        if error is None:
+            conn = fut.result()
+            if self.done or self.target is not target:
+                self.router.pool_return(conn)
+            else:
+                self._use(conn, reused=False)
+            return
+        target.failures += 1
+        target.ejected_until = time.monotonic() + self.router.config.eject_seconds
+        if not self.done and self.target is target:
+            self._retry_or_fail(connect_failed=True)
+
+    def _use(self, conn: UpstreamConn, *, reused: bool) -> None:
+        self.conn = conn
+        conn.reused = reused
+        conn.attach(self)
+        head = self.head
+        if not self.host and self.target is not None:
+            head = head[:-2] + b"host: %s\r\n\r\n" % self.target.address.encode()
+        body = self.replay if self.body_written and self.replay is not None else self.pending
+        conn.write(head + b"".join(body) if body else head)
+        self.body_written = self.body_written or bool(body)
+        if self.pending:
+            self.pending, self.pending_size = [], 0
+            self.client.resume("body")
+        if self.client.writing_paused and conn.transport is not None:
+            conn.transport.pause_reading()
+
+    # Failures and retries -------------------------------------------------
+    def upstream_failed(self, conn: UpstreamConn) -> None:
+        if self.done or conn is not self.conn:
+            return
+        self.conn = None
+        if self.target is not None:
+            self.target.failures += 1
+        if self.response_bytes:
+            self.cut()
+        else:
+            self._retry_or_fail(connect_failed=False, reused=conn.reused)
+
+    def _may_retry(self, *, connect_failed: bool, reused: bool) -> bool:
+        """Nothing once a response began; a refused connection always (nothing was
+        sent); a broken one for idempotent methods, or for any method on a reused
+        connection when the whole body is still at hand."""
+        if self.response_bytes or self.attempts >= self.router.config.max_attempts:
+            return False
+        replayable = self.replay is not None or not self.body_written
+        if connect_failed or not replayable:
+            return replayable
+        return self.method in IDEMPOTENT or (reused and self.body_done)
+
+    def _retry_or_fail(self, *, connect_failed: bool, reused: bool = False) -> None:
+        self._leave_target()
+        if self._may_retry(connect_failed=connect_failed, reused=reused):
+            self.router.stats.retries += 1
+            if self.service is not None:
+                self.service.retries += 1
+            self._route()
+        else:
+            self.fail(502, "upstream failed")
+
+    def _leave_target(self) -> None:
+        if self.target is not None:
+            target, self.target = self.target, None
+            target.end(self)
+
+    def fail(self, status: int, message: str, *, extra: list[bytes] | None = None) -> None:
+        """Answer with the proxy's own response (when nothing was sent to the client yet)."""
+        if self.done:
+            return
+        if self.responded:
+            self.cut()
+            return
+        self.status = status
+        self.client.write(simple_response(status, message, extra=extra))
+        self._finish(keep_alive=False)
+
+    def cut(self) -> None:
+        """End now: at a drain deadline, or when the upstream broke mid-response."""
+        if self.done:
+            return
+        self.status = self.status or 502
+        if not self.responded:
+            self.client.write(simple_response(502, "upstream cut"))
+        self._finish(keep_alive=False)
+
+    # Response side ------------------------------------------------------------
+    def response_head(self, status: int, reason: bytes, response: Head) -> None:
+        self.response_bytes = True
+        if 100 <= status < 200 and status != 101:
+            self.interim = True
+            if status == 100 and self.version == "1.1":
+                self.client.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return
+        self.status = status
+        self.responded = True
+        self.client.write(self._response_head(status, reason, response))
+
+    def _response_head(self, status: int, reason: bytes, response: Head) -> bytes:
+        lines = [
+            b"HTTP/1.1 %d %s\r\n" % (status, reason),
+            *response.forwarded_lines(),
+            b"x-request-id: %s\r\n" % self.request_id.encode(),
+        ]
+        if self.set_cookie:
+            lines.append(self.set_cookie)
+        if status == 101 and self.upgrade:
+            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n\r\n" % response.get(b"upgrade"))
+            return b"".join(lines)
+        no_body = self.method == b"HEAD" or status in (204, 304)
+        if not no_body and response.get(b"content-length") is None:
+            if self.version == "1.1":
+                self.chunked_response = True
+                lines.append(b"transfer-encoding: chunked\r\n")
+            else:
+                self.close_after = True
+        if self.upgrade or not self.body_done or not self.keep_alive or self.router.closing:
+            self.close_after = True
+        if self.close_after:
+            lines.append(b"connection: close\r\n\r\n")
+        else:
+            lines.append(b"connection: keep-alive\r\n\r\n" if self.version == "1.0" else b"\r\n")
+        return b"".join(lines)
+
+    def response_body(self, data: bytes) -> None:
+        self.client.write(chunk(data) if self.chunked_response else data)
+
+    def response_complete(self, conn: UpstreamConn, *, keep_alive: bool) -> None:
+        if self.done:
+            conn.close()
+            return
+        if self.chunked_response:
+            self.client.write(LAST_CHUNK)
+        self.conn = None
+        if keep_alive and self.body_done:
+            self.router.pool_return(conn)
+        else:
+            conn.close()
+        self._finish(keep_alive=not self.close_after)
+
+    def upstream_upgraded(self, conn: UpstreamConn, tail: bytes) -> None:
+        if self.status != 101 or not self.upgrade:
+            conn.close()
+            self.upstream_failed(conn)
+            return
+        self.conn = None
+        websocket = (self.request.get(b"upgrade") or b"").lower() == b"websocket"
+        tunnel = Tunnel(self.client, conn, websocket=websocket, target=self.target)
+        if self.target is not None:
+            self.target.end(self)
+            self.target.begin(tunnel)
+            self.target = None
+        self.done = True
+        self._record()
+        self.client.start_tunnel(tunnel, upstream_tail=tail)
+
+    def _finish(self, *, keep_alive: bool) -> None:
+        self.done = True
+        self.router.table.release(self)
+        self._leave_target()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self._record()
+        self.client.exchange_done(self, keep_alive=keep_alive and not self.close_after)
+
+    def _record(self) -> None:
+        self.router.observe(self, release=self.release, seconds=time.monotonic() - self.started)
+
+    def abandon(self) -> None:
+        """The client went away: drop upstream work without answering."""
+        if self.done:
+            return
+        self.done = True
+        self.status = self.status or 499
+        self.router.table.release(self)
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self._leave_target()
+        self._record()

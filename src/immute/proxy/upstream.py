@@ -1,0 +1,144 @@
+"""Connections to targets: one exchange at a time, pooled per target when idle."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from immute.proxy.http1 import RESPONSE_WATCHED, Head
+
+if TYPE_CHECKING:
+    from immute.proxy.exchange import Exchange
+    from immute.proxy.table import LiveTarget
+    from immute.proxy.tunnel import Tunnel
+
+
+class UpstreamConn(asyncio.Protocol):
+    """Parses responses with httptools and hands each part to the attached exchange."""
+
+    def __init__(self, target: LiveTarget) -> None:
+        self.target = target
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.tunnel: Tunnel | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.reused = False
+        self.idle_since = 0.0
+        self._head = Head()
+        self._reason = b""
+        self._done = False
+        self._skip_body = False
+        self._keep_alive = False
+        self._until_close = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def attach(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self._done = False
+        self._until_close = False
+        self._skip_body = exchange.method == b"HEAD"
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.from_upstream(data)
+            return
+        exchange = self.exchange
+        if exchange is None:
+            # Bytes nobody asked for: the connection cannot be trusted any more.
+            self.close()
+            return
+        client = exchange.client
+        client.cork()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            exchange.upstream_upgraded(self, data[exc.args[0] :])
+            return
+        except httptools.HttpParserError:
+            self.close()
+            exchange.upstream_failed(self)
+            return
+        finally:
+            client.uncork()
+        if self._done:
+            self._done = False
+            if self._skip_body:
+                self.parser = httptools.HttpResponseParser(self)
+            self.exchange = None
+            exchange.response_complete(self, keep_alive=self._keep_alive)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.tunnel is not None:
+            self.tunnel.upstream_lost()
+            return
+        exchange, self.exchange = self.exchange, None
+        if exchange is None:
+            return
+        if self._until_close and exc is None:
+            exchange.response_complete(self, keep_alive=False)
+        else:
+            exchange.upstream_failed(self)
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.pause("upstream")
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.resume("upstream")
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._head = Head()
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head.add(name, value, RESPONSE_WATCHED)
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        head = self._head
+        assert self.exchange is not None
+        self.exchange.response_head(status, self._reason, head)
+        if status < 200:
+            return
+        if self._skip_body:
+            self._keep_alive = self.parser.should_keep_alive()
+            self._done = True
+        elif status not in (204, 304):
+            framed = head.get(b"content-length") or head.get(b"transfer-encoding")
+            self._until_close = framed is None
+
+    def on_body(self, body: bytes) -> None:
+        if self.exchange is not None and not self._skip_body:
+            self.exchange.response_body(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.interim:
+            exchange.interim = False
+        elif exchange is not None:
+            if not self._done:
+                self._keep_alive = self.parser.should_keep_alive()
+            self._done = True
