@@ -59,3 +59,15 @@ class LockHeldError(ImmuteError):
 
 class StateError(ImmuteError):
     """The state directory is unusable (newer schema, corrupt database...)."""
+
+
+class ImageError(ImmuteError):
+    """An image cannot be built, stored, read or verified."""
+
+
+class UnsafeArchiveError(ImageError):
+    """An archive or layer holds an entry that would escape its root; names the entry."""
+
+
+class DependencyError(ImageError):
+    """The app's dependencies cannot be installed (pip failed, a distribution is missing)."""
