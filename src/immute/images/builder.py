@@ -22,7 +22,6 @@ from immute.core.oci_image import (
     Descriptor,
     ImageMetadata,
     build_epoch,
-    descriptor_from_json,
     image_config,
     image_manifest,
     is_digest,
@@ -123,16 +122,9 @@ def _stack(store: ImageStore, stack: str) -> Stack:
         raise ImageError(f"stack {stack!r}: expected 'host' or a base image pinned by sha256 digest")
     if not store.has_blob(digest):
         raise ImageError(f"stack {stack}: base image is not in the store; run 'immute image import'")
-    manifest = store.read_json(digest)
-    try:
-        config = store.read_json(descriptor_from_json(manifest.get("config"), where="config").digest)
-        layers = tuple(
-            descriptor_from_json(layer, where=f"layers[{i}]")
-            for i, layer in enumerate(manifest.get("layers") or [])
-        )
-    except ValueError as exc:
-        raise ImageError(f"stack {stack}: bad manifest: {exc}") from None
-    return Stack(layers, config if isinstance(config, dict) else None)
+    manifest = store.manifest(digest)
+    config = store.read_json(manifest.config.digest)
+    return Stack(manifest.layers, config if isinstance(config, dict) else None)
 
 
 def _metadata(

@@ -53,6 +53,18 @@ class StoredImage:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """An image manifest's blobs."""
+
+    digest: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+
+    def blobs(self) -> list[Descriptor]:
+        return [self.config, *self.layers]
+
+
 class HashingWriter:
     """A write-only file object that hashes and counts what passes through it."""
 
@@ -147,6 +159,21 @@ class ImageStore:
         except ValueError as exc:
             raise ImageError(f"blob {digest} is not valid JSON: {exc}") from None
 
+    def manifest(self, digest: str) -> Manifest:
+        """The manifest ``digest``; raises ImageError when it is malformed."""
+        value = self.read_json(digest)
+        try:
+            if not isinstance(value, dict):
+                raise ValueError("not an object")
+            config = descriptor_from_json(value.get("config"), where="config")
+            layers = value.get("layers")
+            if not isinstance(layers, list):
+                raise ValueError("layers: not a list")
+            descs = tuple(descriptor_from_json(d, where=f"layers[{i}]") for i, d in enumerate(layers))
+        except ValueError as exc:
+            raise ImageError(f"manifest {digest}: {exc}") from None
+        return Manifest(digest, config, descs)
+
     def blob_digests(self) -> list[str]:
         return sorted("sha256:" + p.name for p in self.blobs.iterdir() if len(p.name) == 64)
 
@@ -223,11 +250,8 @@ class ImageStore:
         """Bytes of the manifest, its config and its layers (as stored, compressed)."""
         if not self.has_blob(manifest_digest):
             return 0
-        manifest = self.read_json(manifest_digest)
-        blobs = [manifest.get("config", {}), *manifest.get("layers", [])]
-        return self.blob_path(manifest_digest).stat().st_size + sum(
-            int(b.get("size", 0)) for b in blobs if isinstance(b, dict)
-        )
+        blobs = self.manifest(manifest_digest).blobs()
+        return self.blob_path(manifest_digest).stat().st_size + sum(b.size for b in blobs)
 
     def resolve(self, ref: str) -> str:
         """The manifest digest that ``ref`` names: a digest, a unique hex prefix of at
