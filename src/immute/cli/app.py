@@ -32,3 +32,14 @@ def root(
     ] = False,
 ) -> None:
     """Immutable infrastructure for Python apps: replace, never patch."""
+
+
+def _register() -> None:
+    from immute.cli import spec_commands
+
+    app.command()(spec_commands.init)
+    app.command()(spec_commands.schema)
+    app.add_typer(spec_commands.config_app, name="config")
+
+
+_register()
