@@ -16,10 +16,15 @@ def _record_line(name: str, data: bytes) -> str:
 def make_wheel(directory: Path, name: str, version: str, *, module_source: str = "") -> Path:
     """Write ``<name>-<version>-py3-none-any.whl`` holding one module and a console script."""
     dist = f"{name}-{version}.dist-info"
+    wheel = (
+        "Wheel-Version: 1.0\nGenerator: immute-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     files = {
-        f"{name}/__init__.py": (module_source or f"VERSION = {version!r}\n\ndef main() -> None:\n    print(VERSION)\n").encode(),
+        f"{name}/__init__.py": (
+            module_source or f"VERSION = {version!r}\n\ndef main() -> None:\n    print(VERSION)\n"
+        ).encode(),
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: immute-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist}/WHEEL": wheel.encode(),
         f"{dist}/entry_points.txt": f"[console_scripts]\n{name}-cli = {name}:main\n".encode(),
     }
     record = "\n".join([*(_record_line(n, d) for n, d in files.items()), f"{dist}/RECORD,,", ""])

@@ -43,3 +43,4 @@ def _register() -> None:
 
 
 _register()
+__import__("immute.cli.images").cli.images.register(app)

@@ -22,7 +22,9 @@ MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-LAYER_MEDIA_TYPES = frozenset({MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR})
+LAYER_MEDIA_TYPES = frozenset(
+    {MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR}
+)
 GZIP_LAYER_TYPES = frozenset({MEDIA_LAYER_GZIP, DOCKER_LAYER_GZIP})
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
@@ -68,7 +70,9 @@ def build_epoch(source_date_epoch: str | None, commit_time: int | None) -> int:
     else a constant. Raises ValueError for a SOURCE_DATE_EPOCH that is not an integer."""
     if source_date_epoch:
         if not source_date_epoch.isdigit():
-            raise ValueError(f"SOURCE_DATE_EPOCH must be a non-negative integer, got {source_date_epoch!r}")
+            raise ValueError(
+                f"SOURCE_DATE_EPOCH must be a non-negative integer, got {source_date_epoch!r}"
+            )
         return int(source_date_epoch)
     if commit_time is not None:
         return commit_time

@@ -67,7 +67,9 @@ def export_image(store: ImageStore, digest: str, out: Path) -> str:
     index = image_index(
         [
             {
-                **Descriptor(MEDIA_MANIFEST, digest, store.blob_path(digest).stat().st_size).to_json(),
+                **Descriptor(
+                    MEDIA_MANIFEST, digest, store.blob_path(digest).stat().st_size
+                ).to_json(),
                 "annotations": {ANNOTATION_REF_NAME: tag.rpartition(":")[2]},
             }
         ]
@@ -85,7 +87,12 @@ def export_image(store: ImageStore, digest: str, out: Path) -> str:
             _add_dir(tar, "blobs/sha256")
             for blob in blobs:
                 with store.blob_path(blob).open("rb") as handle:
-                    _add_file(tar, f"blobs/sha256/{hex_of(blob)}", handle, os.fstat(handle.fileno()).st_size)
+                    _add_file(
+                        tar,
+                        f"blobs/sha256/{hex_of(blob)}",
+                        handle,
+                        os.fstat(handle.fileno()).st_size,
+                    )
             for name, data in (
                 ("index.json", canonical_json(index)),
                 ("manifest.json", canonical_json(docker)),
@@ -160,7 +167,7 @@ def import_archive(store: ImageStore, path: Path) -> tuple[str, str | None]:
     """Take an OCI or docker-archive tar into the store, every blob and every layer
     entry checked first; return (manifest digest, name or None)."""
     try:
-        tar = tarfile.open(path, "r:*")
+        tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the with below)
     except (OSError, tarfile.TarError) as exc:
         raise ImageError(f"{path}: not a readable tar archive: {exc}") from None
     with tar, store.writing(), _staging(store) as staged:
@@ -170,12 +177,16 @@ def import_archive(store: ImageStore, path: Path) -> tuple[str, str | None]:
         elif "manifest.json" in archive.members:
             manifest, name = _stage_docker(store, archive, staged)
         else:
-            raise ImageError(f"{path}: neither an OCI layout (index.json) nor a docker-archive (manifest.json)")
+            raise ImageError(
+                f"{path}: neither an OCI layout (index.json) nor a docker-archive (manifest.json)"
+            )
         _check_layers(store, manifest, staged, where=str(path))
         for digest, temp in sorted(staged.files.items()):
             store.adopt(temp, digest)
         staged.files.clear()
-        store.add_image(Descriptor(MEDIA_MANIFEST, manifest.digest, _size(store, manifest.digest)), name=name)
+        store.add_image(
+            Descriptor(MEDIA_MANIFEST, manifest.digest, _size(store, manifest.digest)), name=name
+        )
     return manifest.digest, name
 
 
@@ -193,20 +204,25 @@ def _staging(store: ImageStore) -> Iterator[_Staged]:
             temp.unlink(missing_ok=True)
 
 
-def _stage(store: ImageStore, source: IO[bytes], staged: _Staged, *, expect: Descriptor | None) -> Descriptor:
+def _stage(
+    store: ImageStore, source: IO[bytes], staged: _Staged, *, expect: Descriptor | None
+) -> Descriptor:
     with store.temp_file() as temp:
         writer = HashingWriter(temp)
         copy_stream(source, writer)
     if expect is not None and (writer.digest != expect.digest or writer.size != expect.size):
         Path(temp.name).unlink()
-        raise ImageError(f"blob {expect.digest} does not match its content (got {writer.digest}, {writer.size} bytes)")
+        got = f"{writer.digest}, {writer.size} bytes"
+        raise ImageError(f"blob {expect.digest} does not match its content (got {got})")
     staged.files.setdefault(writer.digest, Path(temp.name))
     if staged.files[writer.digest] != Path(temp.name):
         Path(temp.name).unlink()
     return Descriptor(expect.media_type if expect else "", writer.digest, writer.size)
 
 
-def _stage_oci(store: ImageStore, archive: _Archive, staged: _Staged) -> tuple[Manifest, str | None]:
+def _stage_oci(
+    store: ImageStore, archive: _Archive, staged: _Staged
+) -> tuple[Manifest, str | None]:
     entries = (archive.json("index.json") or {}).get("manifests") or []
     if not entries:
         raise ImageError(f"{archive.path}: index.json lists no image")
@@ -215,15 +231,25 @@ def _stage_oci(store: ImageStore, archive: _Archive, staged: _Staged) -> tuple[M
     name = notes.get("io.containerd.image.name") or None
 
     def blob(desc: Descriptor) -> Descriptor:
-        return _stage(store, archive.open(f"blobs/sha256/{hex_of(desc.digest)}"), staged, expect=desc)
+        return _stage(
+            store, archive.open(f"blobs/sha256/{hex_of(desc.digest)}"), staged, expect=desc
+        )
 
     blob(entry)
     manifest_json = json.loads(staged.files[entry.digest].read_bytes())
-    if manifest_json.get("mediaType") not in (MEDIA_MANIFEST, None, "application/vnd.docker.distribution.manifest.v2+json"):
-        raise ImageError(f"{archive.path}: manifest {entry.digest}: unsupported media type {manifest_json.get('mediaType')}")
+    if manifest_json.get("mediaType") not in (
+        MEDIA_MANIFEST,
+        None,
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ):
+        kind = manifest_json.get("mediaType")
+        raise ImageError(f"{archive.path}: manifest {entry.digest}: unsupported media type {kind}")
     try:
         config = descriptor_from_json(manifest_json.get("config"), where="config")
-        layers = tuple(descriptor_from_json(d, where=f"layers[{i}]") for i, d in enumerate(manifest_json.get("layers") or []))
+        layers = tuple(
+            descriptor_from_json(d, where=f"layers[{i}]")
+            for i, d in enumerate(manifest_json.get("layers") or [])
+        )
     except ValueError as exc:
         raise ImageError(f"{archive.path}: manifest {entry.digest}: {exc}") from None
     for desc in (config, *layers):
@@ -231,7 +257,9 @@ def _stage_oci(store: ImageStore, archive: _Archive, staged: _Staged) -> tuple[M
     return Manifest(entry.digest, config, layers), name if isinstance(name, str) else None
 
 
-def _stage_docker(store: ImageStore, archive: _Archive, staged: _Staged) -> tuple[Manifest, str | None]:
+def _stage_docker(
+    store: ImageStore, archive: _Archive, staged: _Staged
+) -> tuple[Manifest, str | None]:
     items = archive.json("manifest.json")
     if not isinstance(items, list) or not items or not isinstance(items[0], dict):
         raise ImageError(f"{archive.path}: manifest.json lists no image")
@@ -242,7 +270,9 @@ def _stage_docker(store: ImageStore, archive: _Archive, staged: _Staged) -> tupl
         desc = _stage(store, archive.open(str(layer_path)), staged, expect=None)
         with staged.files[desc.digest].open("rb") as handle:
             gz = handle.read(2) == b"\x1f\x8b"
-        layers.append(Descriptor(MEDIA_LAYER_GZIP if gz else MEDIA_LAYER_TAR, desc.digest, desc.size))
+        layers.append(
+            Descriptor(MEDIA_LAYER_GZIP if gz else MEDIA_LAYER_TAR, desc.digest, desc.size)
+        )
     config = Descriptor(MEDIA_CONFIG, config.digest, config.size)
     data = canonical_json(image_manifest(config, layers))
     with store.temp_file() as temp:
@@ -258,9 +288,13 @@ def _check_layers(store: ImageStore, manifest: Manifest, staged: _Staged, *, whe
     config = json.loads(staged.files[manifest.config.digest].read_bytes())
     diff_ids = ((config or {}).get("rootfs") or {}).get("diff_ids") or []
     if len(diff_ids) != len(manifest.layers):
-        raise ImageError(f"{where}: config lists {len(diff_ids)} diff ids for {len(manifest.layers)} layers")
+        raise ImageError(
+            f"{where}: config lists {len(diff_ids)} diff ids for {len(manifest.layers)} layers"
+        )
     for i, (layer, expected) in enumerate(zip(manifest.layers, diff_ids, strict=True)):
-        diff_id = check_layer(staged.files[layer.digest], where=f"{where}: layer {i} ({layer.digest[:19]})")
+        diff_id = check_layer(
+            staged.files[layer.digest], where=f"{where}: layer {i} ({layer.digest[:19]})"
+        )
         if diff_id != expected:
             raise ImageError(f"{where}: layer {i} has diff id {diff_id}, config says {expected}")
 
@@ -278,7 +312,9 @@ def verify_image(store: ImageStore, digest: str) -> list[VerifiedBlob]:
     diff_ids = ((config or {}).get("rootfs") or {}).get("diff_ids") or []
     for i, layer in enumerate(manifest.layers):
         checked.append(_rehash(store, layer, "layer"))
-        diff_id = check_layer(store.blob_path(layer.digest), where=f"layer {i} ({layer.digest[:19]})")
+        diff_id = check_layer(
+            store.blob_path(layer.digest), where=f"layer {i} ({layer.digest[:19]})"
+        )
         if i >= len(diff_ids) or diff_id != diff_ids[i]:
             raise ImageError(f"layer {i} ({layer.digest}) has diff id {diff_id}, not the config's")
     return checked
@@ -296,7 +332,9 @@ def _rehash(store: ImageStore, desc: Descriptor, kind: str) -> VerifiedBlob:
         raise NotFoundError(f"{kind} blob {desc.digest} is missing from the store") from None
     actual = "sha256:" + digest.hexdigest()
     if actual != desc.digest or size != desc.size:
-        raise ImageError(f"{kind} blob {desc.digest} is corrupt: content hashes to {actual}, {size} bytes")
+        raise ImageError(
+            f"{kind} blob {desc.digest} is corrupt: content hashes to {actual}, {size} bytes"
+        )
     return VerifiedBlob(desc.digest, size, kind)
 
 

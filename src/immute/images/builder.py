@@ -30,11 +30,24 @@ from immute.core.oci_image import (
 from immute.errors import ImageError
 from immute.images.context import app_entries
 from immute.images.dependencies import dependency_layer
-from immute.images.inputs import DEFAULT_PATH, DEPS_PREFIX, HOST_STACK, BuildInputs, BuildResult, LayerReport
+from immute.images.inputs import (
+    DEFAULT_PATH,
+    DEPS_PREFIX,
+    HOST_STACK,
+    BuildInputs,
+    BuildResult,
+    LayerReport,
+)
 from immute.images.layer_tar import write_layer
 from immute.images.store import ImageStore
 
-_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+_ARCHITECTURES = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,9 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
     deps = dependency_layer(store, inputs, progress=progress)
     ours = []
     if deps is not None:
-        progress(f"dependency layer {deps.blob.digest[:19]} ({'cached' if deps.cached else 'built'})")
+        progress(
+            f"dependency layer {deps.blob.digest[:19]} ({'cached' if deps.cached else 'built'})"
+        )
         ours.append(("dependencies", deps.blob, deps.cached))
     progress("app layer: collecting the build context")
     entries = app_entries(
@@ -119,9 +134,13 @@ def _stack(store: ImageStore, stack: str) -> Stack:
         return Stack((), None)
     digest = stack.rsplit("@", 1)[-1]
     if not is_digest(digest):
-        raise ImageError(f"stack {stack!r}: expected 'host' or a base image pinned by sha256 digest")
+        raise ImageError(
+            f"stack {stack!r}: expected 'host' or a base image pinned by sha256 digest"
+        )
     if not store.has_blob(digest):
-        raise ImageError(f"stack {stack}: base image is not in the store; run 'immute image import'")
+        raise ImageError(
+            f"stack {stack}: base image is not in the store; run 'immute image import'"
+        )
     manifest = store.manifest(digest)
     config = store.read_json(manifest.config.digest)
     return Stack(manifest.layers, config if isinstance(config, dict) else None)
@@ -132,7 +151,9 @@ def _metadata(
 ) -> ImageMetadata:
     env: dict[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
     if with_deps:
-        base_env = dict(e.partition("=")[::2] for e in ((base or {}).get("config") or {}).get("Env") or [])
+        base_env = dict(
+            e.partition("=")[::2] for e in ((base or {}).get("config") or {}).get("Env") or []
+        )
         env["PYTHONPATH"] = f"/{DEPS_PREFIX}"
         env["PATH"] = f"/{DEPS_PREFIX}/bin:{base_env.get('PATH', DEFAULT_PATH)}"
     env.update(inputs.env)

@@ -20,7 +20,7 @@ from immute.images.layer_tar import LayerEntry, entry_for
 ALWAYS_EXCLUDED = frozenset({".git", ".immute"})
 
 
-def _spec(lines: Sequence[str]) -> pathspec.PathSpec:
+def _spec(lines: Sequence[str]) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
@@ -39,7 +39,7 @@ def select_files(context: Path, *, include: Sequence[str], exclude: Sequence[str
         raise ImageError(f"build context {context} is not a directory")
     top = _spec([*_ignore_file(context / ".immuteignore"), *exclude])
     wanted = _spec(include) if include else None
-    ignores: list[tuple[str, pathspec.PathSpec]] = []
+    ignores: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     selected: list[str] = []
     for dirpath, dirnames, filenames in os.walk(context):
         rel_dir = Path(dirpath).relative_to(context).as_posix()
@@ -49,26 +49,39 @@ def select_files(context: Path, *, include: Sequence[str], exclude: Sequence[str
         if lines:
             ignores.append((rel_dir, _spec(lines)))
 
-        def ignored(rel: str, is_dir: bool) -> bool:
-            probe = rel + "/" if is_dir else rel
-            if top.match_file(probe):
-                return True
-            return any(s.match_file(probe[len(d) :]) for d, s in ignores)
-
         dirnames[:] = sorted(
             d
             for d in dirnames
             if not (not rel_dir and d in ALWAYS_EXCLUDED)
-            and not ignored(rel_dir + d, not os.path.islink(os.path.join(dirpath, d)))
+            and not _ignored(
+                rel_dir + d, top, ignores, is_dir=not os.path.islink(os.path.join(dirpath, d))
+            )
         )
         for d in dirnames:
             if os.path.islink(os.path.join(dirpath, d)):
                 selected.append(rel_dir + d)
         for name in filenames:
             rel = rel_dir + name
-            if not ignored(rel, False) and (wanted is None or wanted.match_file(rel)):
+            if _ignored(rel, top, ignores, is_dir=False):
+                continue
+            if wanted is None or wanted.match_file(rel):
                 selected.append(rel)
     return sorted(selected)
+
+
+def _ignored(
+    rel: str,
+    top: pathspec.GitIgnoreSpec,
+    ignores: list[tuple[str, pathspec.GitIgnoreSpec]],
+    *,
+    is_dir: bool,
+) -> bool:
+    """Whether the root ignore rules or a .gitignore of an enclosing directory
+    (matched relative to that directory) leave ``rel`` out."""
+    probe = rel + "/" if is_dir else rel
+    if top.match_file(probe):
+        return True
+    return any(spec.match_file(probe[len(base) :]) for base, spec in ignores)
 
 
 def app_entries(

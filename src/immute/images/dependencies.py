@@ -214,5 +214,7 @@ def fetch_wheels(
     args = requirement_args(context, files)
     wheelhouse.mkdir(parents=True, exist_ok=True)
     if args:
-        run_pip(python, ["wheel", "--wheel-dir", str(wheelhouse), *args], offline=False, wheelhouse=None)
+        run_pip(
+            python, ["wheel", "--wheel-dir", str(wheelhouse), *args], offline=False, wheelhouse=None
+        )
     return sorted(p.name for p in wheelhouse.glob("*.whl"))

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from immute.core.digests import canonical_json, sha256_digest
 from immute.core.oci_image import (
@@ -65,10 +65,16 @@ class Manifest:
         return [self.config, *self.layers]
 
 
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class HashingWriter:
     """A write-only file object that hashes and counts what passes through it."""
 
-    def __init__(self, target: IO[bytes]) -> None:
+    def __init__(self, target: Sink) -> None:
         self._target = target
         self._hash = hashlib.sha256()
         self.size = 0
@@ -169,7 +175,9 @@ class ImageStore:
             layers = value.get("layers")
             if not isinstance(layers, list):
                 raise ValueError("layers: not a list")
-            descs = tuple(descriptor_from_json(d, where=f"layers[{i}]") for i, d in enumerate(layers))
+            descs = tuple(
+                descriptor_from_json(d, where=f"layers[{i}]") for i, d in enumerate(layers)
+            )
         except ValueError as exc:
             raise ImageError(f"manifest {digest}: {exc}") from None
         return Manifest(digest, config, descs)
@@ -262,11 +270,15 @@ class ImageStore:
                 return image.digest
         prefix = ref.removeprefix("sha256:")
         if is_digest(ref) or (len(prefix) >= 4 and all(c in "0123456789abcdef" for c in prefix)):
-            matches = [i.digest for i in images if i.digest.removeprefix("sha256:").startswith(prefix)]
+            matches = [
+                i.digest for i in images if i.digest.removeprefix("sha256:").startswith(prefix)
+            ]
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
-                raise ImageError(f"image reference {ref!r} is ambiguous: {len(matches)} images match")
+                raise ImageError(
+                    f"image reference {ref!r} is ambiguous: {len(matches)} images match"
+                )
         raise NotFoundError(f"no image {ref!r} in the store {self.root}")
 
 
@@ -280,7 +292,9 @@ def _flock(path: Path, kind: int) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, temp_dir: Path | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o644, temp_dir: Path | None = None
+) -> None:
     fd, temp = tempfile.mkstemp(dir=temp_dir or path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -92,7 +92,9 @@ def open_layer(path: Path) -> IO[bytes]:
     return handle
 
 
-def _members(stream: IO[bytes] | HashingReader) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+def _members(
+    stream: IO[bytes] | HashingReader,
+) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
             for member in tar:
@@ -175,7 +177,9 @@ def _place(root: Path, parts: list[str]) -> Path:
             os.mkdir(directory, 0o755)
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(directory).st_mode):
-                raise ImageError(f"{'/'.join(parts)}: parent {'/'.join(parent)} is not a directory") from None
+                raise ImageError(
+                    f"{'/'.join(parts)}: parent {'/'.join(parent)} is not a directory"
+                ) from None
     return directory / parts[-1]
 
 
@@ -222,8 +226,11 @@ def _extract(
     *,
     where: str,
 ) -> None:
-    if member.ischr() or member.isblk() or member.isfifo() or not (
-        member.isfile() or member.isdir() or member.issym() or member.islnk()
+    if (
+        member.ischr()
+        or member.isblk()
+        or member.isfifo()
+        or not (member.isfile() or member.isdir() or member.issym() or member.islnk())
     ):
         report.skipped_special.append(member.name)
         return
