@@ -84,12 +84,11 @@ def _link_parts(member: tarfile.TarInfo, *, where: str) -> list[str]:
 
 def open_layer(path: Path) -> IO[bytes]:
     """The uncompressed tar stream of a layer blob, gzip or plain."""
-    handle = path.open("rb")
-    magic = handle.read(2)
-    handle.seek(0)
+    with path.open("rb") as probe:
+        magic = probe.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
-    return handle
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 def _members(
