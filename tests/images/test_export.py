@@ -35,16 +35,19 @@ def _docker_engine() -> None:
     _need(answers, "no Docker engine answers `docker info` (run .ci/start-docker)")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def exported(
-    tmp_path: Path, local_pip: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path_factory: pytest.TempPathFactory, wheel_index: Path
 ) -> tuple[Path, Path, dict[str, Any]]:
-    """A built app with a unique name, exported to a tar."""
+    """A built app with a unique name, exported to a tar (shared: tests only read it)."""
+    tmp_path = tmp_path_factory.mktemp("exported")
     app = write_app(tmp_path / "shop")
     name = f"immute-test-{uuid.uuid4().hex[:10]}"
     spec = (app / "immute.yaml").read_text().replace("app: demo", f"app: {name}")
     (app / "immute.yaml").write_text(spec)
-    build = build_here(app, local_pip, monkeypatch)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheel_index)}
+        build = build_here(app, env, monkeypatch)
     out = tmp_path / "image.tar"
     result = immute("image", "export", f"{name}:latest", "-o", str(out), cwd=app)
     assert result.returncode == 0, result.stderr
@@ -75,8 +78,9 @@ def test_export_is_an_oci_layout_and_a_docker_archive_that_imports_back(
     assert "4 blobs verified" in verified.stdout
 
 
-def test_verify_detects_a_corrupted_blob(exported: tuple[Path, Path, dict[str, Any]]) -> None:
-    app, _, build = exported
+def test_verify_detects_a_corrupted_blob(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = write_app(tmp_path / "shop", requirements=None)
+    build = build_here(app, {}, monkeypatch)
     blob = app / ".immute" / "images" / "blobs" / "sha256"
     app_layer = str(build["layers"][-1]["digest"]).removeprefix("sha256:")
     (blob / app_layer).chmod(0o644)
@@ -88,7 +92,7 @@ def test_verify_detects_a_corrupted_blob(exported: tuple[Path, Path, dict[str, A
 
 def test_unpack_materialises_the_full_root(exported: tuple[Path, Path, dict[str, Any]]) -> None:
     app, _, build = exported
-    target = app.parent / "root"
+    target = app.parent / "unpacked"
     result = immute("image", "unpack", str(build["manifest_digest"]), str(target), cwd=app)
     assert result.returncode == 0, result.stderr
     assert (target / "app" / "app.py").read_text() == (app / "app.py").read_text()
