@@ -73,3 +73,15 @@ class RouteError(ImmuteError):
 
 class RouterError(ImmuteError):
     """The router cannot be reached or refused a request."""
+
+
+class ImageError(ImmuteError):
+    """An image cannot be built, stored, read or verified."""
+
+
+class UnsafeArchiveError(ImageError):
+    """An archive or layer holds an entry that would escape its root; names the entry."""
+
+
+class DependencyError(ImageError):
+    """The app's dependencies cannot be installed (pip failed, a distribution is missing)."""

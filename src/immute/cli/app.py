@@ -35,13 +35,14 @@ def root(
 
 
 def _register() -> None:
-    from immute.cli import router, spec_commands, state
+    from immute.cli import images, router, spec_commands, state
 
     app.command()(spec_commands.init)
     app.command()(spec_commands.schema)
     app.add_typer(spec_commands.config_app, name="config")
     app.add_typer(state.app)
     app.add_typer(router.app, name="router")
+    images.register(app)
 
 
 _register()

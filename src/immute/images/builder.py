@@ -1,0 +1,167 @@
+"""Build an image without a daemon: stack, dependency layer, app layer, config.
+
+Layers come in order of how rarely they change. Every byte is a function of the
+inputs (see ``layer_tar`` and ``core.oci_image``), so the same inputs give the
+same manifest digest in any directory, on any machine, at any time.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from immute.core.oci_image import (
+    LABEL_REVISION,
+    LABEL_SPEC_DIGEST,
+    LABEL_STACK,
+    MEDIA_CONFIG,
+    Descriptor,
+    ImageMetadata,
+    build_epoch,
+    image_config,
+    image_manifest,
+    is_digest,
+    rfc3339,
+)
+from immute.errors import ImageError
+from immute.images.context import app_entries
+from immute.images.dependencies import dependency_layer
+from immute.images.inputs import (
+    DEFAULT_PATH,
+    DEPS_PREFIX,
+    HOST_STACK,
+    BuildInputs,
+    BuildResult,
+    LayerReport,
+)
+from immute.images.layer_tar import write_layer
+from immute.images.store import ImageStore
+
+_ARCHITECTURES = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    layers: tuple[Descriptor, ...]
+    config: dict[str, Any] | None
+
+
+def _no_progress(_: str) -> None:
+    pass
+
+
+def build(
+    store: ImageStore, inputs: BuildInputs, *, progress: Callable[[str], None] = _no_progress
+) -> BuildResult:
+    """Build the image into the store and name it ``<app>:latest``."""
+    with store.writing():
+        return _build(store, inputs, progress)
+
+
+def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], None]) -> BuildResult:
+    revision, commit_time = _git_head(inputs)
+    epoch = _epoch(commit_time)
+    stack = _stack(store, inputs.stack)
+    progress(f"stack {inputs.stack}: {len(stack.layers)} base layer(s)")
+    reports = [LayerReport("stack", d.digest, "", d.size, True) for d in stack.layers]
+    deps = dependency_layer(store, inputs, progress=progress)
+    ours = []
+    if deps is not None:
+        progress(
+            f"dependency layer {deps.blob.digest[:19]} ({'cached' if deps.cached else 'built'})"
+        )
+        ours.append(("dependencies", deps.blob, deps.cached))
+    progress("app layer: collecting the build context")
+    entries = app_entries(
+        inputs.context, include=inputs.include, exclude=inputs.exclude, workdir=inputs.workdir
+    )
+    app = write_layer(store, entries, mtime=epoch)
+    progress(f"app layer {app.digest[:19]} ({len(entries)} entries)")
+    ours.append(("app", app, False))
+    reports += [LayerReport(role, b.digest, b.diff_id, b.size, c) for role, b, c in ours]
+    config = image_config(
+        base=stack.config,
+        metadata=_metadata(inputs, revision, with_deps=deps is not None, base=stack.config),
+        diff_ids=[b.diff_id for _, b, _ in ours],
+        history=[f"immute {role} layer" for role, _, _ in ours],
+        created=rfc3339(epoch),
+        architecture=_ARCHITECTURES.get(platform.machine(), platform.machine()),
+    )
+    config_desc = store.put_json(config)
+    manifest = image_manifest(
+        Descriptor(MEDIA_CONFIG, config_desc.digest, config_desc.size),
+        [*stack.layers, *(b.descriptor() for _, b, _ in ours)],
+    )
+    manifest_desc = store.put_json(manifest)
+    name = f"{inputs.app}:latest"
+    store.add_image(manifest_desc, name=name)
+    progress(f"image {manifest_desc.digest} named {name}")
+    return BuildResult(manifest_desc.digest, config_desc.digest, name, tuple(reports))
+
+
+def _epoch(commit_time: int | None) -> int:
+    try:
+        return build_epoch(os.environ.get("SOURCE_DATE_EPOCH"), commit_time)
+    except ValueError as exc:
+        raise ImageError(str(exc)) from None
+
+
+def _git_head(inputs: BuildInputs) -> tuple[str | None, int | None]:
+    """(revision, commit time) of the context's repository, or Nones outside one."""
+    argv = ["git", "-C", str(inputs.context), "log", "-1", "--format=%H %ct"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return inputs.source_revision, None
+    parts = out.stdout.split()
+    if out.returncode != 0 or len(parts) != 2 or not parts[1].isdigit():
+        return inputs.source_revision, None
+    return inputs.source_revision or parts[0], int(parts[1])
+
+
+def _stack(store: ImageStore, stack: str) -> Stack:
+    if stack == HOST_STACK:
+        return Stack((), None)
+    digest = stack.rsplit("@", 1)[-1]
+    if not is_digest(digest):
+        raise ImageError(
+            f"stack {stack!r}: expected 'host' or a base image pinned by sha256 digest"
+        )
+    if not store.has_blob(digest):
+        raise ImageError(
+            f"stack {stack}: base image is not in the store; run 'immute image import'"
+        )
+    manifest = store.manifest(digest)
+    config = store.read_json(manifest.config.digest)
+    return Stack(manifest.layers, config if isinstance(config, dict) else None)
+
+
+def _metadata(
+    inputs: BuildInputs, revision: str | None, *, with_deps: bool, base: dict[str, Any] | None
+) -> ImageMetadata:
+    env: dict[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
+    if with_deps:
+        base_env = dict(
+            e.partition("=")[::2] for e in ((base or {}).get("config") or {}).get("Env") or []
+        )
+        env["PYTHONPATH"] = f"/{DEPS_PREFIX}"
+        env["PATH"] = f"/{DEPS_PREFIX}/bin:{base_env.get('PATH', DEFAULT_PATH)}"
+    env.update(inputs.env)
+    labels = {LABEL_STACK: inputs.stack, **inputs.labels}
+    if revision:
+        labels[LABEL_REVISION] = revision
+    if inputs.spec_digest:
+        labels[LABEL_SPEC_DIGEST] = inputs.spec_digest
+    return ImageMetadata(
+        workdir=inputs.workdir, env=env, processes=dict(inputs.processes), labels=labels
+    )

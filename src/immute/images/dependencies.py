@@ -1,0 +1,220 @@
+"""The dependency layer: the app's Python dependencies, installed with pip into a
+prefix and cached by the hash of everything they depend on.
+
+The cache key covers the dependency files' contents, the stack, the interpreter's
+version and platform, and the prefix: not the source code and not the time, so a
+code-only change is a cache hit. The layer's mtime is the constant epoch for the
+same reason. Scripts' ``#!`` lines name ``/usr/bin/env python3`` rather than the
+path of the interpreter that happened to run pip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from immute.core.oci_image import DEFAULT_EPOCH, dependency_key, hex_of
+from immute.errors import DependencyError
+from immute.images.inputs import DEPS_PREFIX, BuildInputs
+from immute.images.layer_tar import LayerBlob, entries_from_tree, write_layer
+from immute.images.store import ImageStore, atomic_write
+
+DEFAULT_DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
+_MISSING = re.compile(r"No matching distribution found for (\S+)")
+_SHEBANG = re.compile(rb"^#![^\n]*python[^\n]*\n")
+
+
+@dataclass(frozen=True)
+class DependencyLayer:
+    blob: LayerBlob
+    cached: bool
+    key: str
+
+
+def default_dependency_files(context: Path) -> tuple[str, ...]:
+    """``requirements.txt``, else ``pyproject.toml``, else nothing."""
+    for name in DEFAULT_DEPENDENCY_FILES:
+        if (context / name).is_file():
+            return (name,)
+    return ()
+
+
+def interpreter_facts(python: str) -> tuple[str, str]:
+    """(``implementation-version``, platform) of ``python``; asked in-process when
+    it is this interpreter, which saves a process start on every warm build."""
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        return _facts_here()
+    code = (
+        "import sys, sysconfig; "
+        "print(sys.implementation.name + '-' + '.'.join(map(str, sys.version_info[:3]))); "
+        "print(sysconfig.get_platform())"
+    )
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise DependencyError(f"interpreter {python} cannot run: {exc}") from None
+    version, platform = out.stdout.split()
+    return version, platform
+
+
+def _facts_here() -> tuple[str, str]:
+    version = ".".join(map(str, sys.version_info[:3]))
+    return f"{sys.implementation.name}-{version}", sysconfig.get_platform()
+
+
+def requirement_args(context: Path, files: Sequence[str]) -> list[str]:
+    """pip arguments naming what to install from each dependency file."""
+    args: list[str] = []
+    for name in files:
+        path = context / name
+        if not path.is_file():
+            raise DependencyError(f"dependency file {path} does not exist")
+        if path.name == "pyproject.toml":
+            args.extend(_pyproject_dependencies(path))
+        else:
+            args.extend(["-r", str(path)])
+    return args
+
+
+def _pyproject_dependencies(path: Path) -> list[str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DependencyError(f"{path}: cannot read: {exc}") from None
+    deps = data.get("project", {}).get("dependencies", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise DependencyError(f"{path}: project.dependencies must be a list of strings")
+    return list(deps)
+
+
+def _file_hashes(context: Path, files: Sequence[str]) -> dict[str, str]:
+    hashes = {}
+    for name in files:
+        try:
+            hashes[name] = hashlib.sha256((context / name).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise DependencyError(f"dependency file {context / name}: {exc}") from None
+    return hashes
+
+
+def dependency_layer(
+    store: ImageStore, inputs: BuildInputs, *, progress: Callable[[str], None]
+) -> DependencyLayer | None:
+    """The cached or freshly built dependency layer; None when there is nothing to install."""
+    files = list(inputs.dependency_files)
+    if not files:
+        return None
+    interpreter, platform = interpreter_facts(inputs.python)
+    key = dependency_key(
+        files=_file_hashes(inputs.context, files),
+        stack=inputs.stack,
+        interpreter=interpreter,
+        platform=platform,
+        prefix=DEPS_PREFIX,
+    )
+    cache_file = store.root / "cache" / "deps" / f"{hex_of(key)}.json"
+    cached = _cached(store, cache_file)
+    if cached is not None:
+        return DependencyLayer(cached, True, key)
+    args = requirement_args(inputs.context, files)
+    if not args:
+        return None
+    progress(f"installing dependencies with pip ({interpreter}, {platform})")
+    blob = _install(store, inputs, args)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    record = {"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
+    atomic_write(cache_file, json.dumps(record).encode())
+    return DependencyLayer(blob, False, key)
+
+
+def _cached(store: ImageStore, cache_file: Path) -> LayerBlob | None:
+    try:
+        record = json.loads(cache_file.read_text(encoding="utf-8"))
+        blob = LayerBlob(str(record["digest"]), str(record["diff_id"]), int(record["size"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return blob if store.has_blob(blob.digest) else None
+
+
+def pip_source_args(*, offline: bool, wheelhouse: Path | None) -> list[str]:
+    if not offline:
+        return []
+    if wheelhouse is None or not wheelhouse.is_dir():
+        raise DependencyError(
+            f"offline build: no wheelhouse at {wheelhouse}; run 'immute deps fetch' first"
+        )
+    return ["--no-index", "--find-links", str(wheelhouse)]
+
+
+def run_pip(python: str, args: Sequence[str], *, offline: bool, wheelhouse: Path | None) -> None:
+    """Run pip; turn its failure into one line naming the missing distribution if any."""
+    argv = [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q", *args]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    if result.returncode == 0:
+        return
+    missing = _MISSING.search(result.stderr)
+    if missing and offline:
+        raise DependencyError(
+            f"offline build: {missing.group(1)} is not in the wheelhouse {wheelhouse}; "
+            "run 'immute deps fetch'"
+        )
+    if missing:
+        raise DependencyError(f"pip found no distribution for {missing.group(1)}")
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")] or [
+        ln for ln in result.stderr.splitlines() if ln.strip()
+    ]
+    raise DependencyError(f"pip failed (exit {result.returncode}): {(errors or ['no output'])[-1]}")
+
+
+def _install(store: ImageStore, inputs: BuildInputs, args: list[str]) -> LayerBlob:
+    sources = pip_source_args(offline=inputs.offline, wheelhouse=inputs.wheelhouse)
+    with tempfile.TemporaryDirectory(dir=store.root / "tmp", prefix="deps-") as temp:
+        target = Path(temp) / "deps"
+        install = ["install", "--target", str(target), "--no-compile", "--no-warn-script-location"]
+        run_pip(
+            inputs.python,
+            [*install, *sources, *args],
+            offline=inputs.offline,
+            wheelhouse=inputs.wheelhouse,
+        )
+        _normalise_tree(target)
+        return write_layer(store, entries_from_tree(target, under=DEPS_PREFIX), mtime=DEFAULT_EPOCH)
+
+
+def _normalise_tree(target: Path) -> None:
+    for cache in sorted(target.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache)
+    bin_dir = target / "bin"
+    if not bin_dir.is_dir():
+        return
+    for script in bin_dir.iterdir():
+        if script.is_file() and not script.is_symlink():
+            data = script.read_bytes()
+            if _SHEBANG.match(data):
+                script.write_bytes(_SHEBANG.sub(b"#!/usr/bin/env python3\n", data, count=1))
+
+
+def fetch_wheels(
+    *, python: str, context: Path, files: Sequence[str], wheelhouse: Path
+) -> list[str]:
+    """Fill ``wheelhouse`` with wheels of every dependency (built from sdists where
+    needed); returns the wheel file names now there."""
+    args = requirement_args(context, files)
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    if args:
+        run_pip(
+            python, ["wheel", "--wheel-dir", str(wheelhouse), *args], offline=False, wheelhouse=None
+        )
+    return sorted(p.name for p in wheelhouse.glob("*.whl"))

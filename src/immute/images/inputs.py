@@ -1,0 +1,76 @@
+"""What a build needs to know, as one plain value (the spec is mapped to it)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST_STACK = "host"
+DEPS_PREFIX = "opt/immute/deps"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything that decides an image's content, and nothing else.
+
+    ``dependency_files`` are paths relative to ``context`` (requirements files,
+    lock files in requirements format, or ``pyproject.toml``, whose
+    ``[project].dependencies`` are installed). ``stack`` is ``host`` or the
+    manifest digest of a base image already in the store. ``python`` is the
+    interpreter that runs pip: the one the image's processes will run with.
+    """
+
+    app: str
+    context: Path
+    processes: Mapping[str, Sequence[str]]
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    dependency_files: Sequence[str] = ()
+    stack: str = HOST_STACK
+    workdir: str = "/app"
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    source_revision: str | None = None
+    spec_digest: str | None = None
+    python: str = sys.executable
+    offline: bool = False
+    wheelhouse: Path | None = None
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer of a finished build, as ``immute build --json`` reports it."""
+
+    role: str
+    digest: str
+    diff_id: str
+    size: int
+    cached: bool
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    manifest_digest: str
+    config_digest: str
+    name: str
+    layers: tuple[LayerReport, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "manifest_digest": self.manifest_digest,
+            "config_digest": self.config_digest,
+            "layers": [
+                {
+                    "role": layer.role,
+                    "digest": layer.digest,
+                    "diff_id": layer.diff_id,
+                    "size": layer.size,
+                    "cached": layer.cached,
+                }
+                for layer in self.layers
+            ],
+        }

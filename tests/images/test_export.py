@@ -1,0 +1,170 @@
+"""Exported tars load into real tools; imports round-trip; unpack through the CLI.
+
+The Docker engine and skopeo tests skip where the tools are absent, and fail
+instead when IMMUTE_REQUIRE_DOCKER=1 (CI installs both)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from image_testkit import build_here, immute, write_app
+
+
+def _need(ok: bool, reason: str) -> None:
+    if ok:
+        return
+    if os.environ.get("IMMUTE_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"IMMUTE_REQUIRE_DOCKER=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _docker_engine() -> None:
+    docker = shutil.which("docker")
+    answers = docker is not None and (
+        subprocess.run([docker, "info"], capture_output=True, check=False, timeout=60).returncode
+        == 0
+    )
+    _need(answers, "no Docker engine answers `docker info` (run .ci/start-docker)")
+
+
+@pytest.fixture(scope="module")
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, wheel_index: Path
+) -> tuple[Path, Path, dict[str, Any]]:
+    """A built app with a unique name, exported to a tar (shared: tests only read it)."""
+    tmp_path = tmp_path_factory.mktemp("exported")
+    app = write_app(tmp_path / "shop")
+    name = f"immute-test-{uuid.uuid4().hex[:10]}"
+    spec = (app / "immute.yaml").read_text().replace("app: demo", f"app: {name}")
+    (app / "immute.yaml").write_text(spec)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheel_index)}
+        build = build_here(app, env, monkeypatch)
+    out = tmp_path / "image.tar"
+    result = immute("image", "export", f"{name}:latest", "-o", str(out), cwd=app)
+    assert result.returncode == 0, result.stderr
+    return app, out, build
+
+
+def test_export_is_an_oci_layout_and_a_docker_archive_that_imports_back(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    _, out, build = exported
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        index = json.loads(_read(tar, "index.json"))
+        docker = json.loads(_read(tar, "manifest.json"))
+        layout = json.loads(_read(tar, "oci-layout"))
+    assert layout == {"imageLayoutVersion": "1.0.0"}
+    assert index["manifests"][0]["digest"] == build["manifest_digest"]
+    config_hex = str(build["config_digest"]).removeprefix("sha256:")
+    assert docker[0]["Config"] == f"blobs/sha256/{config_hex}"
+    assert all(path in names for path in [docker[0]["Config"], *docker[0]["Layers"]])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    imported = immute("image", "import", str(out), cwd=elsewhere)
+    assert imported.returncode == 0, imported.stderr
+    assert str(build["manifest_digest"]) in imported.stdout
+    verified = immute("image", "verify", str(build["manifest_digest"])[:19], cwd=elsewhere)
+    assert verified.returncode == 0, verified.stderr
+    assert "4 blobs verified" in verified.stdout
+
+
+def test_verify_detects_a_corrupted_blob(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = write_app(tmp_path / "shop", requirements=None)
+    build = build_here(app, {}, monkeypatch)
+    blob = app / ".immute" / "images" / "blobs" / "sha256"
+    app_layer = str(build["layers"][-1]["digest"]).removeprefix("sha256:")
+    (blob / app_layer).chmod(0o644)
+    (blob / app_layer).write_bytes(b"corrupted")
+    result = immute("image", "verify", str(build["manifest_digest"]), cwd=app)
+    assert result.returncode != 0
+    assert f"sha256:{app_layer}" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_unpack_materialises_the_full_root(exported: tuple[Path, Path, dict[str, Any]]) -> None:
+    app, _, build = exported
+    target = app.parent / "unpacked"
+    result = immute("image", "unpack", str(build["manifest_digest"]), str(target), cwd=app)
+    assert result.returncode == 0, result.stderr
+    assert (target / "app" / "app.py").read_text() == (app / "app.py").read_text()
+    assert (target / "opt" / "immute" / "deps" / "tinydep" / "__init__.py").is_file()
+    again = immute("image", "unpack", str(build["manifest_digest"]), str(target), cwd=app)
+    assert again.returncode == 1 and "not empty" in again.stderr
+
+
+def _read(tar: tarfile.TarFile, name: str) -> bytes:
+    handle = tar.extractfile(name)
+    assert handle is not None
+    return handle.read()
+
+
+@pytest.mark.docker
+def test_docker_loads_the_export_with_the_config_digest_as_image_id(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    _docker_engine()
+    app, out, build = exported
+    name = f"{json.loads(_spec_app(app))}:latest"
+    loaded = subprocess.run(["docker", "load", "-i", str(out)], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    try:
+        inspect = subprocess.run(
+            ["docker", "image", "inspect", name], capture_output=True, text=True, check=True
+        )
+        image = json.loads(inspect.stdout)[0]
+        assert image["Id"] == build["config_digest"]
+        assert image["RootFS"]["Layers"] == [layer["diff_id"] for layer in build["layers"]]
+        saved = tmp_path / "saved.tar"
+        subprocess.run(["docker", "save", "-o", str(saved), name], check=True)
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        imported = immute("image", "import", str(saved), cwd=fresh)
+        assert imported.returncode == 0, imported.stderr
+        listed = immute("images", "--json", cwd=fresh)
+        rows = json.loads(listed.stdout)
+        assert len(rows) == 1 and name in rows[0]["names"]
+        verified = immute("image", "verify", name, cwd=fresh)
+        assert verified.returncode == 0, verified.stderr
+    finally:
+        subprocess.run(["docker", "rmi", name], capture_output=True, check=False)
+
+
+def _spec_app(app: Path) -> str:
+    line = next(
+        ln for ln in (app / "immute.yaml").read_text().splitlines() if ln.startswith("app:")
+    )
+    return json.dumps(line.split(":", 1)[1].strip())
+
+
+@pytest.mark.docker
+def test_skopeo_reads_the_export_as_oci_archive_and_docker_archive(
+    exported: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    skopeo = shutil.which("skopeo")
+    _need(skopeo is not None, "skopeo is not installed (apt-get install skopeo)")
+    assert skopeo is not None
+    _, out, build = exported
+    oci = subprocess.run(
+        [skopeo, "inspect", f"oci-archive:{out}"], capture_output=True, text=True, check=False
+    )
+    assert oci.returncode == 0, oci.stderr
+    assert json.loads(oci.stdout)["Digest"] == build["manifest_digest"]
+    docker = subprocess.run(
+        [skopeo, "inspect", "--config", f"docker-archive:{out}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert docker.returncode == 0, docker.stderr
+    assert json.loads(docker.stdout)["rootfs"]["diff_ids"] == [
+        layer["diff_id"] for layer in build["layers"]
+    ]
