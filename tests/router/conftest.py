@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.router.helpers import Backend, RouterProc, start_backend, start_router_proc
+from router.helpers import Backend, RouterProc, start_backend, start_router_proc
 
 BACKEND = Path(__file__).with_name("backend.py")
 

@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from tests.router.conftest import Procs
-from tests.router.helpers import Load, during_load
+from router.conftest import Procs
+from router.helpers import Load, during_load
 
 pytestmark = pytest.mark.anyio
 
