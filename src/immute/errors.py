@@ -85,3 +85,18 @@ class UnsafeArchiveError(ImageError):
 
 class DependencyError(ImageError):
     """The app's dependencies cannot be installed (pip failed, a distribution is missing)."""
+
+
+class DeployError(ImmuteError):
+    """A deploy step failed; the deploy is aborted and traffic stays where it was.
+
+    ``log_tail`` holds the failing instance's last log lines, shown with the reason.
+    """
+
+    def __init__(self, message: str, *, log_tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail or []
+
+
+class AgentError(ImmuteError):
+    """The agent cannot be started or reached, or refused a request."""

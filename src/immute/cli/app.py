@@ -35,7 +35,7 @@ def root(
 
 
 def _register() -> None:
-    from immute.cli import images, router, spec_commands, state
+    from immute.cli import deploy_commands, images, router, spec_commands, state
 
     app.command()(spec_commands.init)
     app.command()(spec_commands.schema)
@@ -43,6 +43,7 @@ def _register() -> None:
     app.add_typer(state.app)
     app.add_typer(router.app, name="router")
     images.register(app)
+    deploy_commands.register(app)
 
 
 _register()

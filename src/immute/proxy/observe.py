@@ -42,7 +42,7 @@ class Metrics(Collector):
     def __init__(self, router: Router) -> None:
         self.router = router
         self.requests: dict[tuple[str, str, int], int] = {}
-        self.latency: dict[str, _Latency] = {}
+        self.latency: dict[tuple[str, str], _Latency] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -50,9 +50,10 @@ class Metrics(Collector):
         service = exchange.service.name if exchange.service is not None else ""
         key = (service, release, exchange.status // 100)
         self.requests[key] = self.requests.get(key, 0) + 1
-        latency = self.latency.get(service)
+        # By release too: canary analysis compares the new release's p99 with the stable one's.
+        latency = self.latency.get((service, release))
         if latency is None:
-            latency = self.latency[service] = _Latency()
+            latency = self.latency[(service, release)] = _Latency()
         latency.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         latency.total += seconds
 
@@ -72,14 +73,14 @@ class Metrics(Collector):
         family = HistogramMetricFamily(
             "immute_router_request_duration_seconds",
             "Time from request head to end of response",
-            labels=["service"],
+            labels=["service", "release"],
         )
-        for service, latency in sorted(self.latency.items()):
+        for (service, release), latency in sorted(self.latency.items()):
             running, buckets = 0, []
             for bound, count in zip((*BUCKETS, float("inf")), latency.counts, strict=True):
                 running += count
                 buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
-            family.add_metric([service], buckets, latency.total)
+            family.add_metric([service, release], buckets, latency.total)
         return family
 
     def _live_families(self) -> Iterator[Metric]:

@@ -110,6 +110,56 @@ _V1_LOCKS: Migration = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1_RELEASES + _V1_AUDIT + _V1_LOCKS,)
+# The agent's desired and observed world: the normalised specs that releases point
+# at (never secret values), every instance it started, and the deploy journal.
+_V2_AGENT: Migration = (
+    """
+    CREATE TABLE specs (
+        digest TEXT PRIMARY KEY,
+        body TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        process TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        port INTEGER,
+        state TEXT NOT NULL
+            CHECK (state IN ('starting', 'ready', 'standby', 'stopping', 'gone')),
+        standby_until REAL,
+        created_at TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    )
+    """,
+    "CREATE INDEX instances_live ON instances (app, state)",
+    """
+    CREATE TABLE deploys (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('deploy', 'rollback', 'restart')),
+        release INTEGER NOT NULL,
+        previous INTEGER,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        reason TEXT NOT NULL DEFAULT ''
+    )
+    """,
+    """
+    CREATE TABLE deploy_steps (
+        deploy INTEGER NOT NULL REFERENCES deploys (id),
+        seq INTEGER NOT NULL,
+        step TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT,
+        PRIMARY KEY (deploy, seq)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1_RELEASES + _V1_AUDIT + _V1_LOCKS, _V2_AGENT)
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,6 +9,8 @@ from types import TracebackType
 from immute.store.audit import AuditLog
 from immute.store.context import Clock, Identity, StoreContext, utc_now
 from immute.store.database import DATABASE_NAME, open_database, schema_version
+from immute.store.fleet import Fleet
+from immute.store.journal import Journal
 from immute.store.locks import DeployLocks
 from immute.store.releases import Releases
 
@@ -25,6 +27,8 @@ class Store:
         self.audit = AuditLog(ctx)
         self.releases = Releases(ctx, self.audit)
         self.locks = DeployLocks(ctx, self.audit, alive=alive)
+        self.fleet = Fleet(ctx)
+        self.journal = Journal(ctx)
 
     @classmethod
     def open(

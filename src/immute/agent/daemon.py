@@ -1,0 +1,336 @@
+"""The agent: one long-running control plane per app state directory.
+
+It serves the API on a unix socket, drives the router process and the
+instances, runs deploys, rollbacks and restarts, and supervises what runs. It is
+never in the request path: the router and the instances keep serving while it
+is stopped, killed or upgraded, and a new agent re-adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from immute.agent.canary import CanaryJudge
+from immute.agent.deploys import ABORT_STRATEGY, Deploy, Emit, Executor
+from immute.agent.instances import Instances
+from immute.agent.releases import ReleaseContext
+from immute.agent.secret_values import SecretValues
+from immute.core.release import Release, ReleaseStatus
+from immute.core.spec import Spec
+from immute.errors import AgentError, DeployError, ImmuteError, NotFoundError
+from immute.images.store import ImageStore
+from immute.routers.builtin import BuiltinRouter, start_router
+from immute.runtimes.base import load_runtime
+from immute.runtimes.ports import free_port
+from immute.store.journal import DeployKind
+from immute.store.state import Store
+
+log = logging.getLogger("immute.agent")
+
+SOCKET_NAME = "agent.sock"
+ROUTER_SOCKET = "router.sock"
+SUPERVISE_EVERY_S = 1.0
+MAX_BACKOFF_S = 30.0
+
+
+@contextlib.contextmanager
+def single_agent(state_dir: Path) -> Iterator[None]:
+    """Hold the state directory's agent lock for the process's life (one agent per app)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "agent.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AgentError(f"an agent already runs for {state_dir}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+class Agent:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.store = Store.open(state_dir)
+        self.images = ImageStore(state_dir / "images")
+        self.router = BuiltinRouter(state_dir / ROUTER_SOCKET)
+        self.secrets = SecretValues()
+        self.metrics_address: str | None = None
+        self.events: dict[int, list[dict[str, Any]]] = {}
+        self.deploy_task: asyncio.Task[None] | None = None
+        self.current: Deploy | None = None
+        self.stopping = asyncio.Event()
+        self.backoff: dict[str, float] = {}
+        # Deploys and the supervisor's repairs never interleave.
+        self.busy = asyncio.Lock()
+        self._instances: Instances | None = None
+
+    # -- what the agent manages --------------------------------------------------
+
+    def app(self) -> str | None:
+        releases = self.store.releases.all(limit=1)
+        return releases[0].app if releases else None
+
+    def instances(self) -> Instances:
+        if self._instances is None:
+            app = self.app()
+            if app is None:
+                raise NotFoundError("nothing deployed yet")
+            runtime = load_runtime("process", state_dir=self.state_dir / "runtime")
+            self._instances = Instances(
+                app=app,
+                store=self.store,
+                runtime=runtime,
+                router=self.router,
+                images=self.images,
+                secrets=self.secrets.values,
+            )
+        return self._instances
+
+    def executor(self) -> Executor:
+        return Executor(self.instances(), judge=CanaryJudge(self.metrics_address))
+
+    def context(self, release: Release) -> ReleaseContext:
+        spec = Spec.model_validate(self.store.journal.spec(release.spec_digest), strict=False)
+        return ReleaseContext(release.number, release.image_digest, release.config_digest, spec)
+
+    def active(self, app: str) -> Release | None:
+        return next((r for r in self.store.releases.all(app) if r.status == "active"), None)
+
+    async def ensure_router(self, spec: Spec) -> None:
+        """Start the router unless one already serves our admin socket."""
+        with contextlib.suppress(ImmuteError):
+            await self.router.status()
+            return
+        self.metrics_address = f"127.0.0.1:{free_port()}"
+        await asyncio.to_thread(
+            start_router,
+            listen=spec.router.listen,
+            admin=self.state_dir / ROUTER_SOCKET,
+            metrics=self.metrics_address,
+            log=self.state_dir / "router.log",
+            extra=["--hold-timeout", str(spec.router.hold / 1000)],
+        )
+        self._remember_metrics()
+
+    def _remember_metrics(self) -> None:
+        path = self.state_dir / "router.metrics"
+        if self.metrics_address:
+            path.write_text(self.metrics_address)
+        elif path.exists():
+            self.metrics_address = path.read_text().strip() or None
+
+    # -- deploys -----------------------------------------------------------------
+
+    def emitter(self, deploy_id: int) -> Emit:
+        events = self.events.setdefault(deploy_id, [])
+
+        def emit(text: str, kind: str = "step") -> None:
+            events.append({"seq": len(events), "at": time.time(), "kind": kind, "text": text})
+            log.info("deploy %s: %s", deploy_id, text)
+
+        return emit
+
+    def begin(
+        self, *, app: str, kind: DeployKind, target: Release, previous: Release | None
+    ) -> int:
+        """Start a deploy task; the caller holds the app's deploy lock."""
+        deploy_id = self.store.journal.begin(
+            app, kind, release=target.number, previous=previous.number if previous else None
+        )
+        emit = self.emitter(deploy_id)
+        deploy = Deploy(
+            deploy_id,
+            kind,
+            self.context(target),
+            self.context(previous) if previous else None,
+            emit,
+        )
+        self.current = deploy
+        self.deploy_task = asyncio.create_task(self._carry_out(deploy, app, target, previous))
+        return deploy_id
+
+    async def _carry_out(
+        self, deploy: Deploy, app: str, target: Release, previous: Release | None
+    ) -> None:
+        async with self.busy:
+            await self._carry_out_alone(deploy, app, target, previous)
+
+    async def _carry_out_alone(
+        self, deploy: Deploy, app: str, target: Release, previous: Release | None
+    ) -> None:
+        executor = self.executor()
+        started = time.monotonic()
+        try:
+            await self.ensure_router(deploy.target.spec)
+            if deploy.kind == "restart":
+                await executor.replace_all(deploy)
+            else:
+                await executor.converge(
+                    deploy,
+                    strategy=deploy.target.spec.strategy,
+                    release_command=deploy.kind == "deploy",
+                )
+        except (DeployError, ImmuteError, OSError) as exc:
+            await self._abort(deploy, app, target, previous, exc)
+        else:
+            self._succeeded(deploy, app, target, previous, time.monotonic() - started)
+        finally:
+            self.current = None
+            with contextlib.suppress(ImmuteError):
+                self.store.locks.release(app, pid=os.getpid())
+
+    def _succeeded(
+        self, deploy: Deploy, app: str, target: Release, previous: Release | None, took: float
+    ) -> None:
+        if deploy.kind != "restart":
+            self.store.releases.set_status(app, target.number, "active")
+            if previous is not None and previous.number != target.number:
+                moved: ReleaseStatus = "rolled-back" if deploy.kind == "rollback" else "superseded"
+                self.store.releases.set_status(app, previous.number, moved)
+        self.store.journal.finish(deploy.id, "done")
+        deploy.emit(f"{deploy.kind} of {target.name} done in {took:.2f}s", "done")
+
+    async def _abort(
+        self,
+        deploy: Deploy,
+        app: str,
+        target: Release,
+        previous: Release | None,
+        exc: BaseException,
+    ) -> None:
+        deploy.emit(f"failed: {exc}", "error")
+        for line in getattr(exc, "log_tail", []):
+            deploy.emit(line, "log")
+        way_back = deploy.previous or (deploy.target if deploy.kind == "restart" else None)
+        try:
+            if way_back is not None:
+                deploy.emit(f"returning all traffic to {way_back.name}", "step")
+                back = Deploy(deploy.id, deploy.kind, way_back, None, deploy.emit)
+                await self.executor().converge(back, strategy=ABORT_STRATEGY, release_command=False)
+            else:
+                await self._stop_release(target.number)
+        except (ImmuteError, OSError) as again:
+            deploy.emit(f"the way back failed too: {again}", "error")
+        if deploy.kind != "restart":
+            self.store.releases.set_status(app, target.number, "failed")
+        self.store.journal.finish(deploy.id, "failed", reason=str(exc))
+        deploy.emit(f"{deploy.kind} of {target.name} failed: {exc}", "failed")
+
+    async def _stop_release(self, number: int) -> None:
+        instances = self.instances()
+        await instances.retire([r for r in instances.records() if r.release == number], drain=30)
+
+    # -- start-up and supervision ------------------------------------------------
+
+    async def recover(self) -> None:
+        """Adopt what a previous agent left: forget the dead, stop the half-started,
+        stop strangers, make every route point at live instances only, and resume
+        an interrupted deploy."""
+        self._remember_metrics()
+        app = self.app()
+        if app is None:
+            return
+        active = self.active(app)
+        running_deploy = self.store.journal.running(app)
+        spec_release = active or (
+            self.store.releases.get(app, running_deploy.release) if running_deploy else None
+        )
+        if spec_release is not None:
+            await self.ensure_router(self.context(spec_release).spec)
+        instances = self.instances()
+        running = await instances.observed_running()
+        records = instances.records()
+        for record in records:
+            if record.id not in running or record.state in ("starting", "stopping"):
+                await instances.destroy(record.id)
+        known = {r.id for r in records}
+        for stranger in set(running) - known:
+            await instances.runtime.stop(stranger)
+            await instances.runtime.remove(stranger)
+        for process in {r.process for r in records}:
+            await instances.route(process)
+        if running_deploy is not None:
+            self._resume(
+                app,
+                running_deploy.id,
+                running_deploy.kind,
+                running_deploy.release,
+                running_deploy.previous,
+            )
+
+    def _resume(
+        self, app: str, deploy_id: int, kind: DeployKind, number: int, previous: int | None
+    ) -> None:
+        target = self.store.releases.get(app, number)
+        before = self.store.releases.get(app, previous) if previous else None
+        self.store.locks.acquire(app, message=f"resume {kind} of v{number}", pid=os.getpid())
+        emit = self.emitter(deploy_id)
+        emit(f"agent restarted: resuming the {kind} of v{number}", "info")
+        deploy = Deploy(
+            deploy_id, kind, self.context(target), self.context(before) if before else None, emit
+        )
+        self.current = deploy
+        self.deploy_task = asyncio.create_task(self._carry_out(deploy, app, target, before))
+
+    async def supervise(self) -> None:
+        """Keep the active release whole: replace instances that died, stop
+        standby instances whose time is up."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), SUPERVISE_EVERY_S)
+            if self.current is not None or self.stopping.is_set():
+                continue
+            try:
+                async with self.busy:
+                    if self.current is None:
+                        await self._supervise_once()
+            except (ImmuteError, OSError) as exc:
+                log.warning("supervision: %s", exc)
+
+    async def _supervise_once(self) -> None:
+        app = self.app()
+        active = self.active(app) if app else None
+        if active is None:
+            return
+        instances = self.instances()
+        running = await instances.observed_running()
+        now = time.time()
+        for record in instances.records():
+            if record.id not in running:
+                log.warning("instance %s exited; replacing it", record.id)
+                await instances.destroy(record.id)
+                if record.state == "ready":
+                    await instances.route(record.process)
+            elif record.state == "standby" and record.standby_until and record.standby_until < now:
+                await instances.destroy(record.id)
+        if time.monotonic() < self.backoff.get("until", 0.0):
+            return
+        target = self.context(active)
+        deploy = Deploy(0, "restart", target, None, _quiet)
+        executor = self.executor()
+        if not executor.plan_for(target, strategy=ABORT_STRATEGY, release_command=False):
+            self.backoff.pop("delay", None)
+            return
+        try:
+            await executor.converge(
+                deploy, strategy=ABORT_STRATEGY, release_command=False, journal=False
+            )
+            self.backoff.pop("delay", None)
+        except DeployError as exc:
+            delay = min(MAX_BACKOFF_S, self.backoff.get("delay", 0.5) * 2)
+            self.backoff.update(delay=delay, until=time.monotonic() + delay)
+            log.warning("replacing instances failed (retry in %.0fs): %s", delay, exc)
+
+
+def _quiet(text: str, kind: str = "step") -> None:
+    log.info("supervisor: %s", text)
