@@ -21,6 +21,7 @@ class Handler(BaseHTTPRequestHandler):
             body = b"ok\n"
         self.send_response(200)
         self.send_header("content-type", "text/plain")
+        self.send_header("x-release", os.environ.get("IMMUTE_RELEASE", ""))
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

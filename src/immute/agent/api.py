@@ -255,5 +255,9 @@ async def down(agent: Agent) -> dict[str, Any]:
         records = instances.records()
         await instances.retire(records, drain=5)
         stopped = len(records)
+        running = agent.store.journal.running(app)
+        if running is not None:
+            agent.store.journal.finish(running.id, "failed", reason="stopped by immute down")
+    await agent.stop_router()
     agent.stopping.set()
     return {"stopped": stopped}

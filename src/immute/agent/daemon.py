@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,7 +113,7 @@ class Agent:
             await self.router.status()
             return
         self.metrics_address = f"127.0.0.1:{free_port()}"
-        await asyncio.to_thread(
+        process = await asyncio.to_thread(
             start_router,
             listen=spec.router.listen,
             admin=self.state_dir / ROUTER_SOCKET,
@@ -120,7 +121,26 @@ class Agent:
             log=self.state_dir / "router.log",
             extra=["--hold-timeout", str(spec.router.hold / 1000)],
         )
+        (self.state_dir / "router.pid").write_text(f"{process.pid}\n")
         self._remember_metrics()
+
+    async def stop_router(self) -> None:
+        """Stop the router this agent started (``immute down``), if it still runs."""
+        path = self.state_dir / "router.pid"
+        try:
+            pid = int(path.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"immute.proxy" not in cmdline:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+                break
+            await asyncio.sleep(0.05)
+        path.unlink(missing_ok=True)
 
     def _remember_metrics(self) -> None:
         path = self.state_dir / "router.metrics"
@@ -334,3 +354,10 @@ class Agent:
 
 def _quiet(text: str, kind: str = "step") -> None:
     log.info("supervisor: %s", text)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True

@@ -109,6 +109,12 @@ class Instances:
         env.update({name: available[name] for name in release.spec.secrets if name in available})
         if port is not None:
             env["PORT"] = str(port)
+        env.update(
+            IMMUTE_APP=self.app,
+            IMMUTE_RELEASE=release.name,
+            IMMUTE_PROCESS=process or "release",
+            IMMUTE_INSTANCE=instance_id,
+        )
         spec = release.process(process) if argv is None else None
         labels = InstanceLabels(
             instance_id=instance_id,

@@ -15,9 +15,10 @@ from immute.agent.secret_values import read_secrets_file
 from immute.client.agent import AgentClient
 from immute.client.images import build_image
 from immute.client.specfile import DEFAULT_SPEC, read_spec, state_dir
+from immute.client.state import lock_status
 from immute.core.planning import Desired, describe, plan
 from immute.core.spec_loading import LoadedSpec
-from immute.errors import UsageError
+from immute.errors import LockHeldError, UsageError
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -66,6 +67,16 @@ def source_revision(spec_path: Path) -> str | None:
     return f"{head}-dirty" if dirty else head
 
 
+def refuse_if_locked(file: str | None, app: str) -> None:
+    """Fail at once, before building, when another deploy holds the app's lock.
+
+    The agent takes the lock itself; this is only the early, cheap answer.
+    """
+    for lock in lock_status(file, app=app):
+        if not lock.get("stale"):
+            raise LockHeldError(str(lock.get("description")))
+
+
 def dry_run(file: str | None, destination: str | None) -> list[str]:
     """The plan a deploy would run now, against what the agent observes."""
     loaded = read_spec(file, destination)
@@ -104,6 +115,7 @@ def deploy(
     """Build the image, record the release with the agent, and start the deploy."""
     loaded = read_spec(file, destination)
     secrets = collect_secrets(loaded)
+    refuse_if_locked(file, loaded.spec.app)
     built = build_image(file, destination, offline=offline, wheelhouse=None, progress=progress)
     client = agent_for(file)
     client.ensure_running()

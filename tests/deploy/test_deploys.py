@@ -1,0 +1,181 @@
+"""Deploys, rollbacks and aborts end to end: the CLI, a real agent, real
+processes, the real router and a load generator counting every failed request."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from deploy.support import App, live_processes
+from loadgen import Load
+
+pytestmark = pytest.mark.slow
+
+
+def releases(app: App) -> dict[str, str]:
+    import json
+
+    rows = json.loads(app.run("history", "--json").stdout)
+    return {f"v{r['number']}": r["status"] for r in rows}
+
+
+def test_rolling_deploy_and_rollback_under_load_fail_no_request(app: App) -> None:
+    app.greet("Hello, v1")
+    app.run("deploy", "-m", "first")
+    with Load(app.port, connections=8) as load:
+        time.sleep(0.3)
+        app.greet("Hello, v2")
+        app.run("deploy", "-m", "second")
+        time.sleep(0.3)
+        app.run("rollback")
+        time.sleep(0.3)
+    result = load.result
+    assert result.failed == 0, result
+    assert result.by_release["v2"] > 0 and result.by_release["v3"] > 0
+    assert releases(app) == {"v1": "superseded", "v2": "rolled-back", "v3": "active"}
+    assert app.get() == (200, "v3")
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        {"type": "blue-green", "standby": "30s"},
+        {
+            "type": "canary",
+            "steps": [{"weight": "20%", "pause": "1s"}, {"weight": "50%", "pause": "1s"}],
+        },
+        {"type": "recreate"},
+    ],
+    ids=["blue-green", "canary", "recreate"],
+)
+def test_every_strategy_completes_under_load(app: App, strategy: dict[str, object]) -> None:
+    app.spec["strategy"] = strategy
+    app.write_spec()
+    app.run("deploy")
+    with Load(app.port, connections=8) as load:
+        app.greet("Hello, v2")
+        app.run("deploy")
+        time.sleep(0.3)
+    assert load.result.failed == 0, load.result
+    assert app.get() == (200, "v2")
+    status = app.status()
+    routed = [i for i in status["instances"] if i["state"] == "ready"]
+    assert {i["release"] for i in routed} == {"v2"} and len(routed) == 3
+
+
+def test_boot_crash_aborts_and_traffic_stays(app: App) -> None:
+    app.run("deploy")
+    broken = (
+        (app.dir / "app.py")
+        .read_text()
+        .replace("GREETING = ", "raise SystemExit('boom at boot')\nGREETING = ", 1)
+    )
+    (app.dir / "app.py").write_text(broken)
+    with Load(app.port, connections=4) as load:
+        failed = app.run("deploy", check=False)
+    assert failed.returncode == 1
+    assert "never became ready" in failed.stdout
+    assert "boom at boot" in failed.stdout
+    assert load.result.failed == 0, load.result
+    assert releases(app) == {"v1": "active", "v2": "failed"}
+    assert {i["release"] for i in app.status()["instances"]} == {"v1"}
+    assert app.get() == (200, "v1")
+
+
+def test_readiness_deadline_aborts(app: App) -> None:
+    app.run("deploy")
+    app.spec["processes"]["web"]["health"]["readiness"]["http"] = "/missing-ready-check"
+    app.spec["strategy"]["progress_deadline"] = "2s"
+    app.write_spec()
+    (app.dir / "app.py").write_text(
+        (app.dir / "app.py")
+        .read_text()
+        .replace(
+            "self.send_response(200)",
+            "self.send_response(200 if self.path != '/missing-ready-check' else 503)",
+        )
+    )
+    failed = app.run("deploy", check=False)
+    assert failed.returncode == 1
+    assert "never became ready" in failed.stdout and "HTTP 503" in failed.stdout
+    assert releases(app)["v2"] == "failed"
+    assert app.get() == (200, "v1")
+
+
+def test_failed_release_command_aborts_before_any_traffic(app: App) -> None:
+    app.run("deploy")
+    app.spec["release_command"] = ["python3", "-c", "import sys; print('migrating'); sys.exit(3)"]
+    app.write_spec()
+    failed = app.run("deploy", check=False)
+    assert failed.returncode == 1
+    assert "the release command exited with code 3" in failed.stdout
+    assert "migrating" in failed.stdout
+    assert releases(app)["v2"] == "failed"
+    assert {i["release"] for i in app.status()["instances"]} == {"v1"}
+
+
+def test_failed_canary_analysis_aborts(app: App) -> None:
+    app.run("deploy")
+    app.spec["strategy"] = {
+        "type": "canary",
+        "steps": [{"weight": "50%", "pause": "3s"}],
+        "analysis": {"max_error_rate": "5%", "min_requests": 5},
+    }
+    app.write_spec()
+    (app.dir / "app.py").write_text(
+        (app.dir / "app.py")
+        .read_text()
+        .replace(
+            "self.send_response(200)", "self.send_response(200 if self.path == '/healthz' else 500)"
+        )
+    )
+    with Load(app.port, connections=4) as load:
+        failed = app.run("deploy", check=False)
+    assert failed.returncode == 1
+    assert "canary analysis failed" in failed.stdout
+    assert load.result.by_release["v1"] > 0
+    assert app.get() == (200, "v1")
+    assert releases(app)["v2"] == "failed"
+
+
+def test_a_second_deploy_fails_at_once_naming_the_holder(app: App) -> None:
+    app.run("deploy")
+    app.spec["strategy"] = {"type": "canary", "steps": [{"weight": "10%", "pause": "5s"}]}
+    app.write_spec()
+    app.greet("Hello, v2")
+    first = app.start("deploy", "-m", "slow canary")
+    time.sleep(2.5)
+    second = app.run("deploy", check=False)
+    first.communicate(timeout=60)
+    assert second.returncode == 3
+    assert "deploy by" in second.stderr and "slow canary" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+
+
+def test_killing_the_agent_loses_no_request_and_the_deploy_resumes(app: App) -> None:
+    app.run("deploy")
+    app.spec["strategy"] = {"type": "rolling", "max_surge": 1, "max_unavailable": 0}
+    app.write_spec()
+    app.greet("Hello, v2")
+    with Load(app.port, connections=8) as load:
+        deploying = app.start("deploy")
+        time.sleep(1.0)
+        app.kill_agent()
+        deploying.communicate(timeout=30)
+        time.sleep(0.5)
+        app.run("status", "-f")
+        time.sleep(0.3)
+    assert load.result.failed == 0, load.result
+    status = app.status()
+    assert [i["release"] for i in status["instances"] if i["state"] == "ready"] == ["v2"] * 3
+    assert all(i["running"] for i in status["instances"])
+    assert releases(app)["v2"] == "active"
+
+
+def test_down_leaves_nothing_running(app: App) -> None:
+    app.run("deploy")
+    assert live_processes(app)
+    app.run("down")
+    time.sleep(0.5)
+    assert live_processes(app) == []
