@@ -38,11 +38,10 @@ async def _one_connection(
     writer: asyncio.StreamWriter | None = None
     while not stop.is_set():
         try:
-            if writer is None:
+            if writer is None or reader is None:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port), timeout
                 )
-            assert reader is not None
             writer.write(request)
             status, release, keep = await asyncio.wait_for(_read_response(reader), timeout)
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
