@@ -34,23 +34,21 @@ async def _one_connection(
     host: str, port: int, result: LoadResult, stop: asyncio.Event, *, path: str, timeout: float
 ) -> None:
     request = f"GET {path} HTTP/1.1\r\nhost: {host}:{port}\r\n\r\n".encode()
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     while not stop.is_set():
         try:
-            if writer is None or reader is None:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), timeout
-                )
+            if conn is None:
+                conn = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            reader, writer = conn
             writer.write(request)
             status, release, keep = await asyncio.wait_for(_read_response(reader), timeout)
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
             result.requests += 1
             result.socket_errors += 1
             result.errors[type(exc).__name__] += 1
-            if writer is not None:
-                writer.close()
-            reader = writer = None
+            if conn is not None:
+                conn[1].close()
+            conn = None
             await asyncio.sleep(0.01)
             continue
         result.requests += 1
@@ -58,11 +56,11 @@ async def _one_connection(
         if not 200 <= status < 300:
             result.non_2xx += 1
         result.by_release[release or "?"] += 1
-        if not keep and writer is not None:
+        if not keep:
             writer.close()
-            reader = writer = None
-    if writer is not None:
-        writer.close()
+            conn = None
+    if conn is not None:
+        conn[1].close()
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str, bool]:
