@@ -32,3 +32,7 @@ clean:
 .PHONY: docs
 docs: $(STAMP)
 	$(BIN)/python -m immute.client.reference
+
+.PHONY: demo
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py $(ARGS)

@@ -32,6 +32,8 @@ class CanaryJudge:
         before = await asyncio.to_thread(self.scrape, service)
         stable = _stable(before, release)
         waited = 0.0
+        # Errors are judged every second, so a broken canary is pulled at once;
+        # latency only over the whole pause, where one slow second weighs little.
         while waited < pause:
             step = min(CHECK_EVERY_S, pause - waited)
             await asyncio.sleep(step)
@@ -43,6 +45,7 @@ class CanaryJudge:
                 max_error_rate=float(analysis.max_error_rate[:-1]) / 100,
                 max_p99_ratio=analysis.max_p99_ratio,
                 min_requests=analysis.min_requests,
+                latency=waited >= pause,
             )
             if not verdict.ok:
                 raise DeployError(f"canary analysis failed: {verdict.reason}")

@@ -11,14 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from immute.agent.secret_values import read_secrets_file
+from typing import TYPE_CHECKING
+
 from immute.client.agent import AgentClient
-from immute.client.images import build_image
 from immute.client.specfile import DEFAULT_SPEC, read_spec, state_dir
-from immute.client.state import lock_status
-from immute.core.planning import Desired, describe, plan
-from immute.core.spec_loading import LoadedSpec
 from immute.errors import LockHeldError, UsageError
+
+if TYPE_CHECKING:
+    from immute.core.spec_loading import LoadedSpec
+
+# Deploys import the builder, the store and pydantic inside the functions that
+# need them: a rollback under pressure only talks to the agent, and starts fast.
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -32,6 +35,8 @@ def collect_secrets(loaded: LoadedSpec) -> dict[str, str]:
 
     A missing secret is an error naming it; values never appear in messages.
     """
+    from immute.agent.secret_values import read_secrets_file
+
     spec = loaded.spec
     found: dict[str, str] = {}
     if spec.secrets_file:
@@ -72,6 +77,8 @@ def refuse_if_locked(file: str | None, app: str) -> None:
 
     The agent takes the lock itself; this is only the early, cheap answer.
     """
+    from immute.client.state import lock_status
+
     for lock in lock_status(file, app=app):
         if not lock.get("stale"):
             raise LockHeldError(str(lock.get("description")))
@@ -79,6 +86,8 @@ def refuse_if_locked(file: str | None, app: str) -> None:
 
 def dry_run(file: str | None, destination: str | None) -> list[str]:
     """The plan a deploy would run now, against what the agent observes."""
+    from immute.core.planning import Desired, describe, plan
+
     loaded = read_spec(file, destination)
     client = agent_for(file)
     observed: dict[str, dict[str, int]] = {}
@@ -113,6 +122,8 @@ def deploy(
     progress: Callable[[str], None],
 ) -> tuple[AgentClient, int]:
     """Build the image, record the release with the agent, and start the deploy."""
+    from immute.client.images import build_image
+
     loaded = read_spec(file, destination)
     secrets = collect_secrets(loaded)
     refuse_if_locked(file, loaded.spec.app)

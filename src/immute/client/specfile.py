@@ -7,8 +7,12 @@ import os
 import re
 from pathlib import Path
 
-from immute.core.spec_loading import LoadedSpec, Source, load_spec
+from typing import TYPE_CHECKING
+
 from immute.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from immute.core.spec_loading import LoadedSpec
 
 DEFAULT_SPEC = "immute.yaml"
 _DESTINATION = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -27,6 +31,8 @@ def spec_paths(file: str | None, destination: str | None) -> list[Path]:
 
 def read_spec(file: str | None = None, destination: str | None = None) -> LoadedSpec:
     """Load, validate and normalise the spec; raise SpecError listing every problem."""
+    from immute.core.spec_loading import Source, load_spec  # pydantic: only when needed
+
     sources = []
     for path in spec_paths(file, destination):
         try:

@@ -22,14 +22,21 @@ class ReleaseSample:
         return self.errors / self.requests if self.requests else 0.0
 
     def quantile(self, q: float) -> float:
-        """Upper bound of the bucket holding the q-quantile (inf when beyond all)."""
+        """The q-quantile, interpolated linearly inside its bucket as Prometheus's
+        ``histogram_quantile`` does (inf when it lies beyond the last finite bound)."""
         total = self.buckets[-1][1] if self.buckets else 0
         if total == 0:
             return 0.0
-        rank = math.ceil(q * total)
+        rank = q * total
+        lower_bound, lower_count = 0.0, 0
         for bound, count in self.buckets:
             if count >= rank:
-                return bound
+                if math.isinf(bound):
+                    return math.inf
+                inside = count - lower_count
+                fraction = (rank - lower_count) / inside if inside else 1.0
+                return lower_bound + (bound - lower_bound) * fraction
+            lower_bound, lower_count = bound, count
         return math.inf
 
 
@@ -46,8 +53,9 @@ def judge(
     max_error_rate: float,
     max_p99_ratio: float,
     min_requests: int,
+    latency: bool = True,
 ) -> Verdict:
-    """Fail when the canary errs too often or is much slower than stable.
+    """Fail when the canary errs too often or (with ``latency``) is much slower than stable.
 
     With fewer than ``min_requests`` canary requests there is no evidence
     either way, and the step passes as ``inconclusive``.
@@ -61,7 +69,7 @@ def judge(
             f"({canary.errors} of {canary.requests})",
         )
     p99 = canary.quantile(0.99)
-    if stable is not None and stable.requests >= min_requests:
+    if latency and stable is not None and stable.requests >= min_requests:
         stable_p99 = stable.quantile(0.99)
         if stable_p99 > 0 and p99 > stable_p99 * max_p99_ratio:
             return Verdict(
@@ -69,9 +77,8 @@ def judge(
                 f"canary p99 {p99 * 1000:.0f}ms exceeds {max_p99_ratio:g}x stable "
                 f"{stable_p99 * 1000:.0f}ms",
             )
-    return Verdict(
-        True, f"canary healthy: {canary.errors}/{canary.requests} errors, p99 <= {p99 * 1000:.0f}ms"
-    )
+    errors = f"{canary.errors}/{canary.requests} errors"
+    return Verdict(True, f"canary healthy: {errors}, p99 {p99 * 1000:.0f}ms")
 
 
 def window(
