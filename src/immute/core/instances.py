@@ -119,8 +119,3 @@ class LogBatch:
     cursor: str
     complete: bool = False
     """True when the instance has exited and every line it wrote has been read."""
-
-
-def exit_code_from_wait_status(returncode: int) -> int:
-    """Map a Popen-style return code (negative for signals) to 128 + N."""
-    return 128 - returncode if returncode < 0 else returncode
