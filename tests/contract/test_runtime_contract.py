@@ -7,18 +7,19 @@ joins when issue 6 adds it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from immute.core.instances import InstanceInfo, InstanceState, LogBatch, LogLine
+from immute.core.instances import InstanceInfo, InstanceSpec, InstanceState, LogBatch, LogLine
 from immute.errors import InstanceError, NotFoundError
 from immute.runtimes.base import Runtime, follow_logs, load_runtime
 
@@ -45,9 +46,17 @@ def runtime(runtime_name: str, state_dir: Path) -> Iterator[Runtime]:
     asyncio.run(stop_everything(runtime))
 
 
+MakeSpec = Callable[..., InstanceSpec]
+
+
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return app_root(tmp_path)
+def make_spec(runtime_name: str, tmp_path: Path) -> MakeSpec:
+    """Specs of the test app as this runtime runs it: ``make_spec(id, env=..., ...)``.
+
+    For ``process`` the app sits in a read-only root under the host's Python; a
+    container runtime would give its image digest and ``python3`` instead.
+    """
+    return functools.partial(app_spec, app_root(tmp_path))
 
 
 def by_id(runtime: Runtime) -> dict[str, InstanceInfo]:
@@ -70,11 +79,11 @@ def test_runtime_satisfies_the_protocol(runtime: Runtime) -> None:
 
 
 def test_started_instance_answers_on_its_port_with_the_given_env(
-    runtime: Runtime, root: Path
+    runtime: Runtime, make_spec: MakeSpec
 ) -> None:
     os.environ["IMMUTE_TEST_AGENT_ONLY"] = "1"
     try:
-        spec = app_spec(root, "web-1", env={"GREETING": "hello from env"})
+        spec = make_spec("web-1", env={"GREETING": "hello from env"})
         info = asyncio.run(runtime.start(spec))
     finally:
         del os.environ["IMMUTE_TEST_AGENT_ONLY"]
@@ -87,8 +96,8 @@ def test_started_instance_answers_on_its_port_with_the_given_env(
     assert "IMMUTE_TEST_AGENT_ONLY" not in body["env"]
 
 
-def test_stop_sends_sigterm_and_waits_until_gone(runtime: Runtime, root: Path) -> None:
-    spec = app_spec(root, "web-1")
+def test_stop_sends_sigterm_and_waits_until_gone(runtime: Runtime, make_spec: MakeSpec) -> None:
+    spec = make_spec("web-1")
     asyncio.run(runtime.start(spec))
     wait_for_http(spec.port)
     asyncio.run(runtime.stop("web-1"))
@@ -100,17 +109,17 @@ def test_stop_sends_sigterm_and_waits_until_gone(runtime: Runtime, root: Path) -
 
 
 def test_instance_ignoring_sigterm_is_killed_after_the_grace_period(
-    runtime: Runtime, root: Path
+    runtime: Runtime, make_spec: MakeSpec
 ) -> None:
-    spec = app_spec(root, "stubborn", env={"IGNORE_SIGTERM": "1"}, stop_grace=0.3)
+    spec = make_spec("stubborn", env={"IGNORE_SIGTERM": "1"}, stop_grace=0.3)
     asyncio.run(runtime.start(spec))
     wait_for_http(spec.port)
     asyncio.run(runtime.stop("stubborn"))
     assert by_id(runtime)["stubborn"].exit_code == 128 + signal.SIGKILL
 
 
-def test_stop_of_a_gone_or_unknown_instance_is_fine(runtime: Runtime, root: Path) -> None:
-    spec = app_spec(root, "web-1")
+def test_stop_of_a_gone_or_unknown_instance_is_fine(runtime: Runtime, make_spec: MakeSpec) -> None:
+    spec = make_spec("web-1")
     asyncio.run(runtime.start(spec))
     wait_for_http(spec.port, "/exit?0")
     asyncio.run(wait_for_exit(runtime, "web-1"))
@@ -121,9 +130,9 @@ def test_stop_of_a_gone_or_unknown_instance_is_fine(runtime: Runtime, root: Path
 
 
 def test_a_new_runtime_readopts_live_instances_and_reports_dead_ones(
-    runtime_name: str, runtime: Runtime, state_dir: Path, root: Path
+    runtime_name: str, runtime: Runtime, state_dir: Path, make_spec: MakeSpec
 ) -> None:
-    live, dead = app_spec(root, "live"), app_spec(root, "dead")
+    live, dead = make_spec("live"), make_spec("dead")
     started = asyncio.run(runtime.start(live))
     asyncio.run(runtime.start(dead))
     wait_for_http(live.port)
@@ -144,9 +153,9 @@ def test_a_new_runtime_readopts_live_instances_and_reports_dead_ones(
 
 
 def test_logs_are_captured_by_stream_and_read_once_with_cursors(
-    runtime: Runtime, root: Path
+    runtime: Runtime, make_spec: MakeSpec
 ) -> None:
-    spec = app_spec(root, "web-1")
+    spec = make_spec("web-1")
     asyncio.run(runtime.start(spec))
     wait_for_http(spec.port, "/say?first")
     first = asyncio.run(runtime.read_logs("web-1"))
@@ -170,20 +179,22 @@ def test_logs_of_an_unknown_instance_are_not_found(runtime: Runtime) -> None:
         asyncio.run(runtime.read_logs("never-started"))
 
 
-def test_a_start_that_cannot_run_fails_and_leaves_nothing(runtime: Runtime, root: Path) -> None:
+def test_a_start_that_cannot_run_fails_and_leaves_nothing(
+    runtime: Runtime, make_spec: MakeSpec
+) -> None:
     with pytest.raises(InstanceError, match="no-such-command"):
-        asyncio.run(runtime.start(app_spec(root, "broken", argv=("no-such-command",))))
+        asyncio.run(runtime.start(make_spec("broken", argv=("no-such-command",))))
     assert by_id(runtime) == {}
 
 
-def test_instance_ids_are_unique(runtime: Runtime, root: Path) -> None:
-    asyncio.run(runtime.start(app_spec(root, "web-1")))
+def test_instance_ids_are_unique(runtime: Runtime, make_spec: MakeSpec) -> None:
+    asyncio.run(runtime.start(make_spec("web-1")))
     with pytest.raises(InstanceError, match="already exists"):
-        asyncio.run(runtime.start(app_spec(root, "web-1")))
+        asyncio.run(runtime.start(make_spec("web-1")))
 
 
-def test_remove_stops_and_forgets(runtime: Runtime, root: Path) -> None:
-    spec = app_spec(root, "web-1")
+def test_remove_stops_and_forgets(runtime: Runtime, make_spec: MakeSpec) -> None:
+    spec = make_spec("web-1")
     asyncio.run(runtime.start(spec))
     wait_for_http(spec.port)
     asyncio.run(runtime.remove("web-1"))
@@ -210,9 +221,9 @@ time.sleep(60)
 
 
 def test_instance_outlives_the_process_that_started_it(
-    runtime_name: str, runtime: Runtime, state_dir: Path, root: Path
+    runtime_name: str, runtime: Runtime, state_dir: Path, make_spec: MakeSpec
 ) -> None:
-    spec = app_spec(root, "survivor", env={"GREETING": "still here"})
+    spec = make_spec("survivor", env={"GREETING": "still here"})
     raw = {
         "labels": vars(spec.labels),
         "root_dir": str(spec.root_dir),

@@ -7,7 +7,7 @@ they observe, and the pure core plans over them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -121,6 +121,17 @@ class LogBatch:
     """True when the instance has exited and every line it wrote has been read."""
 
 
-def exit_code_from_wait_status(returncode: int) -> int:
-    """Map a Popen-style return code (negative for signals) to 128 + N."""
-    return 128 - returncode if returncode < 0 else returncode
+def ready_counts(
+    instances: Iterable[InstanceInfo], *, ready: Container[str]
+) -> dict[str, dict[str, int]]:
+    """Running instances whose id is in ``ready``, counted per process and release.
+
+    This is the planner's ``Observed``: the agent passes what a runtime observed
+    and the ids its readiness checks passed.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for info in instances:
+        if info.state is InstanceState.RUNNING and info.instance_id in ready:
+            per_release = counts.setdefault(info.labels.process, {})
+            per_release[info.labels.release] = per_release.get(info.labels.release, 0) + 1
+    return counts

@@ -11,6 +11,10 @@ Layout of the state directory, one folder per instance::
 Every instance runs under a detached shim (see ``process_shim``) in its own
 session and process group, so it outlives the agent and the shim records its
 exit. Environment values are never written to disk: they hold secrets.
+
+A new session is not a new cgroup: under a service manager that kills the
+whole control group of a stopped service (systemd's default ``KillMode``), run
+the agent with ``KillMode=process`` or the instances go down with it.
 """
 
 from __future__ import annotations

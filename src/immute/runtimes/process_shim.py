@@ -70,26 +70,33 @@ def find_executable(command: str, env: dict[str, str]) -> str:
     raise FileNotFoundError(2, "No such file or directory", command)
 
 
-def spawn(launch: dict[str, object], argv: list[str], *, out: int, err: int) -> int:
-    env = {str(k): str(v) for k, v in launch["env"].items()}  # type: ignore[attr-defined]
-    os.chdir(str(launch["cwd"]))
+class Launch:
+    """What the agent asks for: where the files go, what to run, where, with which env."""
+
+    def __init__(self, *, directory: str, argv: list[str], cwd: str, env: dict[str, str]) -> None:
+        self.directory = directory
+        self.argv = argv
+        self.cwd = cwd
+        self.env = env
+
+
+def spawn(launch: Launch, *, out: int, err: int) -> int:
+    os.chdir(launch.cwd)
     return os.posix_spawn(
-        find_executable(argv[0], env),
-        argv,
-        env,
+        find_executable(launch.argv[0], launch.env),
+        launch.argv,
+        launch.env,
         file_actions=[(os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)],
         setsid=True,
     )
 
 
-def run_instance(launch: dict[str, object], *, report_fd: int, out: int, err: int) -> None:
+def run_instance(launch: Launch, *, report_fd: int, out: int, err: int) -> None:
     """In the detached child: start the instance, report it, wait, record the exit."""
-    directory = str(launch["dir"])
-    argv = [str(arg) for arg in launch["argv"]]  # type: ignore[attr-defined]
     try:
-        pid = spawn(launch, argv, out=out, err=err)
+        pid = spawn(launch, out=out, err=err)
     except OSError as exc:
-        error = f"{exc.strerror or exc}: {exc.filename or argv[0]}"
+        error = f"{exc.strerror or exc}: {exc.filename or launch.argv[0]}"
         os.write(report_fd, marshal.dumps({"error": error}))
         return
     os.close(out)
@@ -101,20 +108,25 @@ def run_instance(launch: dict[str, object], *, report_fd: int, out: int, err: in
         "shim_pid": os.getpid(),
         "shim_start_ticks": start_ticks(os.getpid()),
     }
-    write_json_atomically(os.path.join(directory, "pid.json"), started)
+    write_json_atomically(os.path.join(launch.directory, "pid.json"), started)
     os.write(report_fd, marshal.dumps(started))
     os.close(report_fd)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     exited = {"exit_code": 128 - code if code < 0 else code, "exited_at": time.time()}
-    write_json_atomically(os.path.join(directory, "exit.json"), exited)
+    write_json_atomically(os.path.join(launch.directory, "exit.json"), exited)
 
 
 def main() -> int:
-    launch = marshal.loads(sys.stdin.buffer.read())
-    directory = str(launch["dir"])
-    out = os.open(os.path.join(directory, "stdout.log"), LOG_FLAGS, 0o600)
-    err = os.open(os.path.join(directory, "stderr.log"), LOG_FLAGS, 0o600)
+    raw = marshal.loads(sys.stdin.buffer.read())
+    launch = Launch(
+        directory=str(raw["dir"]),
+        argv=[str(arg) for arg in raw["argv"]],
+        cwd=str(raw["cwd"]),
+        env={str(key): str(value) for key, value in raw["env"].items()},
+    )
+    out = os.open(os.path.join(launch.directory, "stdout.log"), LOG_FLAGS, 0o600)
+    err = os.open(os.path.join(launch.directory, "stderr.log"), LOG_FLAGS, 0o600)
     read_end, write_end = os.pipe()
     if os.fork() == 0:
         os.close(read_end)
