@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from local_wheels import make_wheel
+
+from images.local_wheels import make_wheel
 
 
 @pytest.fixture(scope="session")

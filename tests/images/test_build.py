@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from image_testkit import build_here, build_json, immute, layers_by_role, write_app
+
+from images.image_testkit import build_here, build_json, immute, layers_by_role, write_app
 
 
 def _blob(app: Path, digest: object) -> Path:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from image_testkit import build_here, immute, write_app
+
+from images.image_testkit import build_here, immute, write_app
 
 
 def _need(ok: bool, reason: str) -> None:

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from image_testkit import build_here, immute, layers_by_role, write_app
 
+from images.image_testkit import build_here, immute, layers_by_role, write_app
 from immute.images.prune import PruneReport, prune
 from immute.images.roots import materialise
 from immute.images.store import ImageStore

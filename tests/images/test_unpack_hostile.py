@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from image_testkit import immute
-from layer_kit import Member, docker_archive, layer, store_image
 
+from images.image_testkit import immute
+from images.layer_kit import Member, docker_archive, layer, store_image
 from immute.errors import UnsafeArchiveError
 from immute.images.roots import materialise, unpack_image
 from immute.images.store import ImageStore

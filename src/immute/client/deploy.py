@@ -9,9 +9,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from immute.client.agent import AgentClient
 from immute.client.specfile import DEFAULT_SPEC, read_spec, state_dir
