@@ -22,11 +22,13 @@ from typing import Any
 from immute.agent.canary import CanaryJudge
 from immute.agent.deploys import ABORT_STRATEGY, Deploy, Emit, Executor
 from immute.agent.instances import Instances
+from immute.agent.liveness import LivenessWatch
 from immute.agent.releases import ReleaseContext
 from immute.agent.secret_values import SecretValues
 from immute.core.release import Release, ReleaseStatus
 from immute.core.spec import Spec
 from immute.errors import AgentError, DeployError, ImmuteError, NotFoundError
+from immute.images.prune import prune as prune_images
 from immute.images.store import ImageStore
 from immute.routers.builtin import BuiltinRouter, start_router
 from immute.runtimes.base import load_runtime
@@ -74,6 +76,7 @@ class Agent:
         # Deploys and the supervisor's repairs never interleave.
         self.busy = asyncio.Lock()
         self._instances: Instances | None = None
+        self._liveness: LivenessWatch | None = None
 
     # -- what the agent manages --------------------------------------------------
 
@@ -96,6 +99,11 @@ class Agent:
                 secrets=self.secrets.values,
             )
         return self._instances
+
+    def liveness(self, instances: Instances) -> LivenessWatch:
+        if self._liveness is None:
+            self._liveness = LivenessWatch(instances.runtime)
+        return self._liveness
 
     def executor(self) -> Executor:
         return Executor(self.instances(), judge=CanaryJudge(self.metrics_address))
@@ -204,6 +212,10 @@ class Agent:
             await self._abort(deploy, app, target, previous, exc)
         else:
             self._succeeded(deploy, app, target, previous, time.monotonic() - started)
+            try:
+                deploy.emit(await self.retain(app, deploy.target), "info")
+            except (ImmuteError, OSError) as exc:
+                deploy.emit(f"retention failed (nothing was lost): {exc}", "error")
         finally:
             self.current = None
             with contextlib.suppress(ImmuteError):
@@ -219,6 +231,27 @@ class Agent:
                 self.store.releases.set_status(app, previous.number, moved)
         self.store.journal.finish(deploy.id, "done")
         deploy.emit(f"{deploy.kind} of {target.name} done in {took:.2f}s", "done")
+
+    async def retain(self, app: str, release: ReleaseContext) -> str:
+        """Prune what ``retain`` no longer keeps: old releases (never one whose
+        instances run), then images no kept release or instance uses."""
+        retain = release.spec.retain
+        live = {r.release for r in self.store.fleet.live(app)}
+        releases = self.store.releases.all(app)
+        doomed = [
+            r.number
+            for r in releases[retain.releases :]
+            if r.status not in ("active", "pending") and r.number not in live
+        ]
+        pruned = self.store.releases.prune(app, doomed) if doomed else []
+        kept = self.store.releases.all(app)
+        referenced = {r.image_digest for r in kept[: retain.images]}
+        referenced |= {r.image_digest for r in kept if r.number in live or r.status == "active"}
+        report = await asyncio.to_thread(prune_images, self.images, referenced)
+        return (
+            f"retention: {len(pruned)} releases, {len(report.images)} images "
+            f"({report.freed_bytes // 1024} KiB) pruned"
+        )
 
     async def _abort(
         self,
@@ -333,9 +366,14 @@ class Agent:
                     await instances.route(record.process)
             elif record.state == "standby" and record.standby_until and record.standby_until < now:
                 await instances.destroy(record.id)
+        target = self.context(active)
+        unhealthy = self.liveness(instances).sync(instances.records(), running, target)
+        for record in instances.records():
+            if record.id in unhealthy:
+                log.warning("instance %s failed its liveness probe; replacing it", record.id)
+                await instances.retire([record], drain=1.0)
         if time.monotonic() < self.backoff.get("until", 0.0):
             return
-        target = self.context(active)
         deploy = Deploy(0, "restart", target, None, _quiet)
         executor = self.executor()
         if not executor.plan_for(target, strategy=ABORT_STRATEGY, release_command=False):
