@@ -59,3 +59,7 @@ class LockHeldError(ImmuteError):
 
 class StateError(ImmuteError):
     """The state directory is unusable (newer schema, corrupt database...)."""
+
+
+class InstanceError(ImmuteError):
+    """An instance could not be started or stopped by its runtime."""
