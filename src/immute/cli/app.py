@@ -35,12 +35,13 @@ def root(
 
 
 def _register() -> None:
-    from immute.cli import spec_commands, state
+    from immute.cli import logs, spec_commands, state
 
     app.command()(spec_commands.init)
     app.command()(spec_commands.schema)
     app.add_typer(spec_commands.config_app, name="config")
     app.add_typer(state.app)
+    app.add_typer(logs.app)
 
 
 _register()

@@ -10,11 +10,12 @@ from immute.store.audit import AuditLog
 from immute.store.context import Clock, Identity, StoreContext, utc_now
 from immute.store.database import DATABASE_NAME, open_database, schema_version
 from immute.store.locks import DeployLocks
+from immute.store.logs import LogStore
 from immute.store.releases import Releases
 
 
 class Store:
-    """Releases, the audit log and deploy locks of one state directory.
+    """Releases, the audit log, deploy locks and central logs of one state directory.
 
     Use as a context manager, or call ``close``. Every change is one transaction
     that also appends its audit entry.
@@ -25,6 +26,7 @@ class Store:
         self.audit = AuditLog(ctx)
         self.releases = Releases(ctx, self.audit)
         self.locks = DeployLocks(ctx, self.audit, alive=alive)
+        self.logs = LogStore(ctx, self.audit)
 
     @classmethod
     def open(
