@@ -11,6 +11,7 @@ from pathlib import Path
 
 from immute.store import Store
 from immute.store.database import DATABASE_NAME
+from immute.store.schema import SCHEMA_VERSION
 from store.support import BOB, add_release, cli_env, cli_json, run_cli
 
 ME = f"{getpass.getuser()}@{socket.gethostname()}"
@@ -133,4 +134,7 @@ def test_an_unusable_state_database_is_one_line_and_exit_1(state_dir: Path) -> N
     result = run_cli("history", env=cli_env(state_dir))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert "has schema version 999, newer than the 1 this immute knows" in result.stderr
+    assert (
+        f"has schema version 999, newer than the {SCHEMA_VERSION} this immute knows"
+        in result.stderr
+    )
