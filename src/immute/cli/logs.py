@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -65,6 +64,8 @@ def logs(
 
 
 def _print(rows: Iterable[dict[str, object]], *, as_json: bool, colour: bool) -> None:
+    import json
+
     render = json.dumps if as_json else (lambda row: _human(row, colour=colour))
     sys.stdout.write("".join(f"{render(row)}\n" for row in rows))
     sys.stdout.flush()
