@@ -20,6 +20,7 @@ from immute.agent.log_shipper import LogShipper
 from immute.core.instances import InstanceLabels
 from immute.runtimes.process import ProcessRuntime
 from immute.store import Store
+from store.support import cli_env, run_cli
 
 # Prints COUNT numbered lines on stdout and every tenth number on stderr, pausing
 # PAUSE seconds after each hundred: a busy instance whose output we can check.
@@ -98,6 +99,15 @@ def test_every_line_of_a_real_process_is_stored_once_and_outlives_it(
         line = store.logs.query(limit=1).lines[0]
     assert cursor.complete
     assert (line.app, line.release, line.process) == ("hello", "v1", "web")
+    shown = run_cli(
+        "logs", "--instance", "printer-1", "--grep", "out", "-n", "3", env=cli_env(state_dir)
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert [row.split(" | ")[1] for row in shown.stdout.splitlines()] == [
+        "out 697",
+        "out 698",
+        "out 699",
+    ]
 
 
 def test_several_instances_ship_at_once(tmp_path: Path, runtime: ProcessRuntime) -> None:
