@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.instance_apps import app_root, app_spec, stop_everything
+from contract.instance_apps import app_root, app_spec, stop_everything, wait_for_exit
 from immute.agent.log_shipper import LogShipper
 from immute.core.instances import InstanceLabels
 from immute.runtimes.process import ProcessRuntime
@@ -176,3 +176,29 @@ def test_a_removed_instance_ends_its_task(tmp_path: Path, runtime: ProcessRuntim
 
     asyncio.run(scenario())
     assert stored(state_dir, "gone-1") == ([], [])
+
+
+def test_follow_and_flush_by_id_as_the_agent_destroys_instances(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    """Followed while it runs, or never followed (adopted after a restart): flush stores all."""
+    state_dir = tmp_path / "state"
+
+    async def scenario() -> None:
+        root = app_root(tmp_path)
+        # Prints 100 lines, then sleeps until stopped.
+        followed = await start_printer(runtime, root, "followed-1", count=200, pause=30)
+        adopted = await start_printer(runtime, root, "adopted-1", count=50)
+        async with LogShipper(runtime, state_dir, interval=0.02) as shipper:
+            shipper.follow(followed.instance_id)
+            await asyncio.to_thread(wait_for_more_lines, state_dir, "followed-1", than=109)
+            await wait_for_exit(runtime, adopted.instance_id)
+            for instance_id in (followed.instance_id, adopted.instance_id):
+                await runtime.stop(instance_id, grace=1)
+                await shipper.flush(instance_id)
+                await runtime.remove(instance_id)
+            assert shipper.shipping() == []
+
+    asyncio.run(scenario())
+    assert stored(state_dir, "followed-1") == expected(100)
+    assert stored(state_dir, "adopted-1") == expected(50)

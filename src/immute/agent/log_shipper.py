@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -32,6 +32,7 @@ POLL_INTERVAL = 0.2
 """How long a task waits for more output after reading everything its instance wrote."""
 
 BATCH_LINES = 1000
+FLUSH_TIMEOUT = 10.0
 RETRY_INTERVAL = 1.0
 """Pause after a failed read or commit, so a wedged database is not hammered."""
 
@@ -39,8 +40,10 @@ RETRY_INTERVAL = 1.0
 class LogShipper:
     """Copies every instance's lines from ``runtime`` into the store in ``state_dir``.
 
-    Use as an async context manager; :meth:`ship` starts an instance's task,
-    :meth:`finish` waits until an exited instance's lines are all stored.
+    Use as an async context manager; :meth:`ship` (or :meth:`follow`, by id)
+    starts an instance's task, :meth:`finish` (or :meth:`flush`) waits until a
+    stopped instance's lines are all stored. ``follow`` and ``flush`` fit the
+    agent's ``LogHooks``: stop an instance, flush it, then remove it.
     """
 
     def __init__(
@@ -81,11 +84,30 @@ class LogShipper:
         The task ends once the instance has exited and all it wrote is stored,
         or when the runtime no longer knows the instance.
         """
-        task = self._tasks.get(labels.instance_id)
+        return self._start(labels.instance_id, lambda: self._ship(labels))
+
+    def follow(self, instance_id: str) -> None:
+        """:meth:`ship` for an instance known by id: its labels come from the runtime."""
+        self._start(instance_id, lambda: self._ship_by_id(instance_id))
+
+    async def flush(self, instance_id: str, *, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Once the instance has stopped: return when all it wrote is stored.
+
+        Starts shipping it if nothing did (an instance adopted after a restart).
+        Gives up after ``timeout`` seconds, leaving the rest for the next agent.
+        """
+        self.follow(instance_id)
+        if not await self.finish(instance_id, timeout=timeout):
+            log.warning("logs of %s not all stored after %.0fs", instance_id, timeout)
+
+    def _start(
+        self, instance_id: str, shipping: Callable[[], Coroutine[object, object, None]]
+    ) -> asyncio.Task[None]:
+        task = self._tasks.get(instance_id)
         if task is None or task.done():
-            task = asyncio.create_task(self._ship(labels), name=f"logs-{labels.instance_id}")
+            task = asyncio.create_task(shipping(), name=f"logs-{instance_id}")
             task.add_done_callback(_report_failure)
-            self._tasks[labels.instance_id] = task
+            self._tasks[instance_id] = task
         return task
 
     def shipping(self) -> list[str]:
@@ -115,6 +137,13 @@ class LogShipper:
             await self._run(self._store.close)
             self._store = None
         self._executor.shutdown(wait=True)
+
+    async def _ship_by_id(self, instance_id: str) -> None:
+        for info in await self._runtime.observe():
+            if info.instance_id == instance_id:
+                await self._ship(info.labels)
+                return
+        log.info("instance %s is unknown to the runtime: no logs to ship", instance_id)
 
     async def _ship(self, labels: InstanceLabels) -> None:
         logs = self._opened().logs
