@@ -12,7 +12,7 @@ from immute.store.database import DATABASE_NAME, open_database
 from immute.store.schema import MIGRATIONS, SCHEMA_VERSION
 from store.support import add_release
 
-TABLES = {"releases", "release_prunes", "audit", "locks"}
+TABLES = {"releases", "release_prunes", "audit", "locks", "log_sources", "log_lines"}
 
 
 def tables(conn: sqlite3.Connection) -> set[str]:

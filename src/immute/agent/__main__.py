@@ -11,6 +11,7 @@ from pathlib import Path
 
 from immute.agent.api import handle
 from immute.agent.daemon import SOCKET_NAME, Agent, single_agent
+from immute.agent.log_shipper import LogShipper
 from immute.errors import ImmuteError
 from immute.proxy.control_http import ControlRequest, ControlResponse, start_control_server
 from immute.proxy.sockets import unix_listener
@@ -24,6 +25,13 @@ async def run(state_dir: Path) -> None:
         return await handle(agent, request)
 
     server = await start_control_server(handler, sock=sock)
+    async with LogShipper(agent.runtime, state_dir) as shipper:
+        agent.logs.follow = shipper.follow
+        agent.logs.flush = shipper.flush
+        await serve(agent, state_dir, server)
+
+
+async def serve(agent: Agent, state_dir: Path, server: asyncio.Server) -> None:
     await agent.recover()
     print(f"immute agent serving {state_dir / SOCKET_NAME}", flush=True)
     supervisor = asyncio.create_task(agent.supervise())

@@ -16,12 +16,13 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from immute.agent.canary import CanaryJudge
 from immute.agent.deploys import ABORT_STRATEGY, Deploy, Emit, Executor
-from immute.agent.instances import Instances
+from immute.agent.instances import Instances, LogHooks
 from immute.agent.liveness import LivenessWatch
 from immute.agent.releases import ReleaseContext
 from immute.agent.secret_values import SecretValues
@@ -76,6 +77,8 @@ class Agent:
         # Deploys and the supervisor's repairs never interleave.
         self.busy = asyncio.Lock()
         self._instances: Instances | None = None
+        self.runtime = load_runtime("process", state_dir=state_dir / "runtime")
+        self.logs = LogHooks()
         self._liveness: LivenessWatch | None = None
 
     # -- what the agent manages --------------------------------------------------
@@ -89,14 +92,14 @@ class Agent:
             app = self.app()
             if app is None:
                 raise NotFoundError("nothing deployed yet")
-            runtime = load_runtime("process", state_dir=self.state_dir / "runtime")
             self._instances = Instances(
                 app=app,
                 store=self.store,
-                runtime=runtime,
+                runtime=self.runtime,
                 router=self.router,
                 images=self.images,
                 secrets=self.secrets.values,
+                logs=self.logs,
             )
         return self._instances
 
@@ -211,17 +214,13 @@ class Agent:
         except (DeployError, ImmuteError, OSError) as exc:
             await self._abort(deploy, app, target, previous, exc)
         else:
-            self._succeeded(deploy, app, target, previous, time.monotonic() - started)
-            try:
-                deploy.emit(await self.retain(app, deploy.target), "info")
-            except (ImmuteError, OSError) as exc:
-                deploy.emit(f"retention failed (nothing was lost): {exc}", "error")
+            await self._succeeded(deploy, app, target, previous, time.monotonic() - started)
         finally:
             self.current = None
             with contextlib.suppress(ImmuteError):
                 self.store.locks.release(app, pid=os.getpid())
 
-    def _succeeded(
+    async def _succeeded(
         self, deploy: Deploy, app: str, target: Release, previous: Release | None, took: float
     ) -> None:
         if deploy.kind != "restart":
@@ -229,8 +228,12 @@ class Agent:
             if previous is not None and previous.number != target.number:
                 moved: ReleaseStatus = "rolled-back" if deploy.kind == "rollback" else "superseded"
                 self.store.releases.set_status(app, previous.number, moved)
-        self.store.journal.finish(deploy.id, "done")
+        try:
+            deploy.emit(await self.retain(app, deploy.target), "info")
+        except (ImmuteError, OSError) as exc:
+            deploy.emit(f"retention failed (nothing was lost): {exc}", "error")
         deploy.emit(f"{deploy.kind} of {target.name} done in {took:.2f}s", "done")
+        self.store.journal.finish(deploy.id, "done")
 
     async def retain(self, app: str, release: ReleaseContext) -> str:
         """Prune what ``retain`` no longer keeps: old releases (never one whose
@@ -248,9 +251,11 @@ class Agent:
         referenced = {r.image_digest for r in kept[: retain.images]}
         referenced |= {r.image_digest for r in kept if r.number in live or r.status == "active"}
         report = await asyncio.to_thread(prune_images, self.images, referenced)
+        cutoff = datetime.now(UTC) - timedelta(milliseconds=retain.logs)
+        lines = self.store.logs.prune(cutoff, app=app)
         return (
             f"retention: {len(pruned)} releases, {len(report.images)} images "
-            f"({report.freed_bytes // 1024} KiB) pruned"
+            f"({report.freed_bytes // 1024} KiB), {lines} log lines pruned"
         )
 
     async def _abort(
@@ -312,6 +317,8 @@ class Agent:
             await instances.runtime.remove(stranger)
         for process in {r.process for r in records}:
             await instances.route(process)
+        for record in instances.records():
+            self.logs.follow(record.id)
         if running_deploy is not None:
             self._resume(
                 app,

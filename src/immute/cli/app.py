@@ -35,7 +35,7 @@ def root(
 
 
 def _register() -> None:
-    from immute.cli import deploy_commands, images, router, spec_commands, state
+    from immute.cli import deploy_commands, images, logs, router, spec_commands, state
 
     app.command()(spec_commands.init)
     app.command()(spec_commands.schema)
@@ -44,6 +44,7 @@ def _register() -> None:
     app.add_typer(router.app, name="router")
     images.register(app)
     deploy_commands.register(app)
+    app.add_typer(logs.app)
 
 
 _register()

@@ -19,3 +19,8 @@ Destination = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+SpecFileLongOnly = Annotated[
+    str | None,
+    typer.Option("--file", help="The spec file (default: ./immute.yaml).", show_default=False),
+]
+"""For commands whose ``-f`` means follow (``immute logs -f``)."""

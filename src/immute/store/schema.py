@@ -4,7 +4,7 @@
 version lives in ``PRAGMA user_version``). Migrations are only ever appended:
 once released, an entry is never edited, so every older database can be brought
 forward by running the entries it has not seen. Later capabilities (instances,
-the plan journal, log segments) arrive as new entries.
+the plan journal) arrive as new entries.
 
 The append-only rules are SQLite triggers rather than code so that they hold for
 any writer, including someone with the ``sqlite3`` shell.
@@ -160,6 +160,51 @@ _V2_AGENT: Migration = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1_RELEASES + _V1_AUDIT + _V1_LOCKS, _V2_AGENT)
+# Central logs: every line any instance wrote, so logs outlive instances.
+#
+# One row per line, not per segment: SQLite inserts rows in batches at hundreds of
+# thousands a second, and per-line rows let every filter (release, process,
+# instance, time, text) and the follow position be plain indexed SQL. What is the
+# same for every line of an instance lives once in ``log_sources``, with the
+# shipping cursor: a batch's lines and its cursor commit in one transaction, so a
+# shipper that crashes anywhere resumes exactly after the last line stored.
+#
+# ``log_lines.id`` is AUTOINCREMENT so that ids are never reused after retention
+# deleted the newest lines: ``immute logs -f`` resumes after an id and must never
+# skip a line that reuses one. ``at`` is milliseconds since the epoch (UTC) and
+# ``stream`` is the file descriptor (1 stdout, 2 stderr): small and fast to compare
+# at millions of rows.
+_V3_LOGS: Migration = (
+    """
+    CREATE TABLE log_sources (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        release TEXT NOT NULL,
+        process TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        cursor TEXT NOT NULL DEFAULT '',
+        complete INTEGER NOT NULL DEFAULT 0 CHECK (complete IN (0, 1)),
+        UNIQUE (app, instance)
+    )
+    """,
+    """
+    CREATE TABLE log_lines (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source INTEGER NOT NULL REFERENCES log_sources (id),
+        at INTEGER NOT NULL,
+        stream INTEGER NOT NULL CHECK (stream IN (1, 2)),
+        text TEXT NOT NULL
+    )
+    """,
+    # An index on (source) holds the rowid too: one instance's lines in id order.
+    "CREATE INDEX log_lines_by_source ON log_lines (source)",
+    "CREATE INDEX log_lines_by_time ON log_lines (at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1_RELEASES + _V1_AUDIT + _V1_LOCKS,
+    _V2_AGENT,
+    _V3_LOGS,
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,11 +12,12 @@ from immute.store.database import DATABASE_NAME, open_database, schema_version
 from immute.store.fleet import Fleet
 from immute.store.journal import Journal
 from immute.store.locks import DeployLocks
+from immute.store.logs import LogStore
 from immute.store.releases import Releases
 
 
 class Store:
-    """Releases, the audit log and deploy locks of one state directory.
+    """Releases, the audit log, deploy locks and central logs of one state directory.
 
     Use as a context manager, or call ``close``. Every change is one transaction
     that also appends its audit entry.
@@ -29,6 +30,7 @@ class Store:
         self.locks = DeployLocks(ctx, self.audit, alive=alive)
         self.fleet = Fleet(ctx)
         self.journal = Journal(ctx)
+        self.logs = LogStore(ctx, self.audit)
 
     @classmethod
     def open(

@@ -1,0 +1,146 @@
+"""A copy of ``examples/hello`` in a scratch directory, driven through the real
+``immute`` CLI, with its own state directory, router port and agent.
+
+Shared by the deploy benchmarks. ``teardown`` stops everything the copy
+started: ``immute down`` first, then any process still naming the scratch
+state directory (only ours do: the directory is fresh) is killed by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ScratchApp:
+    def __init__(self, *, instances: int = 3, bake: str | None = "1m") -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="immute-bench-"))
+        self.dir = self.root / "hello"
+        shutil.copytree(EXAMPLE, self.dir)
+        self.state = self.root / "state"
+        self.port = free_port()
+        spec: dict[str, Any] = yaml.safe_load((self.dir / "immute.yaml").read_text())
+        spec["router"]["listen"] = f"127.0.0.1:{self.port}"
+        spec["processes"]["web"]["instances"] = instances
+        if bake is None:
+            spec["strategy"].pop("bake", None)
+        else:
+            spec["strategy"]["bake"] = bake
+        (self.dir / "immute.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        self.env = {**os.environ, "IMMUTE_STATE_DIR": str(self.state)}
+
+    def greet(self, text: str) -> None:
+        (self.dir / "greeting.txt").write_text(text + "\n")
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "immute", *args]
+
+    def run(self, *args: str, timeout: float = 180) -> str:
+        """Run one CLI command to its end; its stdout, or an exit naming its output."""
+        result = subprocess.run(
+            self.argv(*args),
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            sys.exit(f"immute {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def deploy(self, greeting: str, *extra: str) -> list[dict[str, Any]]:
+        """Deploy with a new greeting; the agent's events (``deploy --json``)."""
+        self.greet(greeting)
+        out = self.run("deploy", "--json", "-m", greeting, *extra)
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def release_header(self) -> str:
+        """The ``x-release`` header of one request through the router."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            response.read()
+            return response.getheader("x-release") or ""
+        finally:
+            conn.close()
+
+    def teardown(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run(
+                self.argv("down"),
+                cwd=self.dir,
+                env=self.env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        kill_processes_naming(str(self.state))
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> ScratchApp:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.teardown()
+
+
+def kill_processes_naming(text: str) -> list[int]:
+    """SIGKILL the processes whose command line or environment holds ``text``."""
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in blob:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
+def wait_http(port: int, *, path: str = "/healthz", timeout: float = 30.0) -> float:
+    """Poll ``path`` on 127.0.0.1:``port`` every 5 ms until it answers 200;
+    the moment (``time.perf_counter``) it did. Raises TimeoutError."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                return time.perf_counter()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.005)
+    raise TimeoutError(f"nothing answered on 127.0.0.1:{port}{path} within {timeout:.0f}s")
