@@ -19,20 +19,22 @@ from immute.proxy.sockets import unix_listener
 
 async def run(state_dir: Path) -> None:
     agent = Agent(state_dir)
+    # Bound at once, answered only after recovery: a client that connects early
+    # waits, and never sees the state before an interrupted deploy is resumed.
     sock = unix_listener(state_dir / SOCKET_NAME)
-
-    async def handler(request: ControlRequest) -> ControlResponse:
-        return await handle(agent, request)
-
-    server = await start_control_server(handler, sock=sock)
     async with LogShipper(agent.runtime, state_dir) as shipper:
         agent.logs.follow = shipper.follow
         agent.logs.flush = shipper.flush
+        await agent.recover()
+
+        async def handler(request: ControlRequest) -> ControlResponse:
+            return await handle(agent, request)
+
+        server = await start_control_server(handler, sock=sock)
         await serve(agent, state_dir, server)
 
 
 async def serve(agent: Agent, state_dir: Path, server: asyncio.Server) -> None:
-    await agent.recover()
     print(f"immute agent serving {state_dir / SOCKET_NAME}", flush=True)
     supervisor = asyncio.create_task(agent.supervise())
     try:

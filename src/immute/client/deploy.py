@@ -159,10 +159,14 @@ def restart(file: str | None) -> tuple[AgentClient, int]:
 
 
 def status(file: str | None) -> dict[str, Any]:
-    """The agent's view, or what the store says when no agent runs."""
+    """The agent's view. Once something was deployed, an agent that is not running
+    (killed, or stopped alone) is started again: it re-adopts the instances and
+    resumes an interrupted deploy."""
     client = agent_for(file)
     if not client.running():
-        return {"agent": False}
+        if not (client.state_dir / "state.db").exists():
+            return {"agent": False}
+        client.ensure_running()
     return {"agent": True, **client.call("GET", "/status")}
 
 
