@@ -66,11 +66,12 @@ def find_wrk() -> str:
 
 def parse_wrk(output: str) -> WrkReport:
     report = WrkReport(socket_errors={"connect": 0, "read": 0, "write": 0, "timeout": 0})
-    total = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output)
+    total = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m|h)", output)
     if total is None:
         sys.exit(f"could not read wrk's summary:\n{output}")
     report.requests = int(total.group(1))
-    report.seconds = float(total.group(2)) * (60 if total.group(3) == "m" else 1)
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[total.group(3)]
+    report.seconds = float(total.group(2)) * unit
     errors = SOCKET_ERRORS.search(output)
     if errors:
         report.socket_errors = dict(

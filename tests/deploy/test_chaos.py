@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from loadgen import Load
 
 from deploy.support import App
+from loadgen import Load
 
 pytestmark = pytest.mark.slow
 

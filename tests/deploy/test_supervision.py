@@ -8,9 +8,9 @@ import signal
 import time
 
 import pytest
-from loadgen import Load
 
 from deploy.support import App
+from loadgen import Load
 
 pytestmark = pytest.mark.slow
 
