@@ -13,8 +13,9 @@ the two deployed releases, and the next run rolls back again (to the release
 just left, whose instances are now on standby). Figures per run: first
 response from the target, all traffic on the target (the first response of
 the final streak of target-only responses, checked for 0.5 s after the CLI
-exits) and the CLI's exit, all from launching the CLI. Target: all traffic
-<= 1 s.
+exits), the agent's first step event (``--json``; the standby instances are
+back in the route by then) and the CLI's exit, all from launching the CLI.
+Target: all traffic <= 1 s.
 
 (b) The route flip alone: the router admin call that swaps a service's
 targets, made with ``BuiltinRouter.set_targets`` exactly as the agent makes it,
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -58,6 +60,7 @@ class Rollback:
     first_target: float
     all_target: float
     cli_exit: float
+    first_step: float
 
 
 class Poller:
@@ -100,18 +103,18 @@ class Poller:
 
 
 def one_rollback(app: ScratchApp, target: str) -> Rollback:
-    t0 = time.perf_counter()
+    t0, wall0 = time.perf_counter(), time.time()
     cli = subprocess.Popen(
-        app.argv("rollback"),
+        app.argv("rollback", "--json"),
         cwd=app.dir,
         env=app.env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     poller = Poller(app.port, t0)
     try:
-        _, err = cli.communicate(timeout=60)
+        out, err = cli.communicate(timeout=60)
         cli_exit = time.perf_counter() - t0
         if cli.returncode != 0:
             sys.exit(f"immute rollback failed: {err.strip()}")
@@ -127,17 +130,18 @@ def one_rollback(app: ScratchApp, target: str) -> Rollback:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
-    return summarise(poller.seen, target=target, cli_exit=cli_exit, errors=poller.errors)
-
-
-def summarise(
-    seen: list[tuple[float, str]], *, target: str, cli_exit: float, errors: int
-) -> Rollback:
-    if errors:
-        sys.exit(f"the poller saw {errors} failed requests during the rollback")
+    if poller.errors:
+        sys.exit(f"the poller saw {poller.errors} failed requests during the rollback")
+    seen = poller.seen
     first = next(t for t, h in seen if h == target)
     last_other = max((i for i, (_, h) in enumerate(seen) if h != target), default=-1)
-    return Rollback(first_target=first, all_target=seen[last_other + 1][0], cli_exit=cli_exit)
+    steps = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return Rollback(
+        first_target=first,
+        all_target=seen[last_other + 1][0],
+        cli_exit=cli_exit,
+        first_step=float(steps[0]["at"]) - wall0 if steps else float("nan"),
+    )
 
 
 def end_to_end(runs: int) -> list[Rollback]:
@@ -157,7 +161,8 @@ def end_to_end(runs: int) -> list[Rollback]:
             print(
                 f"run {run}: {current} -> {target}: first response from {target} "
                 f"{result.first_target * 1000:.0f} ms, all traffic "
-                f"{result.all_target * 1000:.0f} ms, CLI exited {result.cli_exit * 1000:.0f} ms",
+                f"{result.all_target * 1000:.0f} ms, agent's first step event "
+                f"{result.first_step * 1000:.0f} ms, CLI exited {result.cli_exit * 1000:.0f} ms",
                 flush=True,
             )
     return results
@@ -284,7 +289,7 @@ def cli_start(runs: int = 5) -> float:
 
 
 def line(name: str, values: list[float], target: float | None) -> str:
-    text = f"  {name:<42} median {statistics.median(values) * 1000:7.1f} ms   max "
+    text = f"  {name:<52} median {statistics.median(values) * 1000:7.1f} ms   max "
     text += f"{max(values) * 1000:7.1f} ms"
     if target is not None:
         verdict = "ok" if max(values) <= target else "OVER"
@@ -312,6 +317,9 @@ def main() -> None:
             [r.all_target for r in rollbacks],
             END_TO_END_TARGET,
         )
+    )
+    print(
+        line("agent's first step event (standby promoted)", [r.first_step for r in rollbacks], None)
     )
     print(line("CLI exited", [r.cli_exit for r in rollbacks], None))
     print(f"  for reference, `immute --version` takes {cli_start() * 1000:.0f} ms (median)")
