@@ -57,7 +57,7 @@ def test_flask_on_gunicorn_deploys_and_rolls(tmp_path: Path) -> None:
             """
         )
     )
-    env = {**os.environ, "IMMUTE_STATE_DIR": str(tmp_path / "state")}
+    env = {**os.environ, "IMMUTE_STATE_DIR": str(tmp_path.parent / f"{tmp_path.name}-state")}
 
     def immute(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

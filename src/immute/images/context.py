@@ -9,6 +9,7 @@ patterns are given, only files they match. Patterns use gitignore syntax.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,11 +63,17 @@ def select_files(context: Path, *, include: Sequence[str], exclude: Sequence[str
                 selected.append(rel_dir + d)
         for name in filenames:
             rel = rel_dir + name
-            if _ignored(rel, top, ignores, is_dir=False):
+            if _ignored(rel, top, ignores, is_dir=False) or not _regular_or_link(dirpath, name):
                 continue
             if wanted is None or wanted.match_file(rel):
                 selected.append(rel)
     return sorted(selected)
+
+
+def _regular_or_link(dirpath: str, name: str) -> bool:
+    """Sockets, FIFOs and devices (a running agent's socket, say) are never app files."""
+    mode = os.lstat(os.path.join(dirpath, name)).st_mode
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
 def _ignored(
