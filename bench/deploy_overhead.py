@@ -1,6 +1,6 @@
 """What immute adds to a rolling deploy, per plan step, beyond the app's own boot.
 
-Run: .venv/bin/python bench/deploy_overhead.py [--runs 3] [--boots 5]
+Run: .venv/bin/python bench/deploy_overhead.py [--runs 3] [--boots 10]
 
 Method:
 
@@ -139,7 +139,7 @@ def report(results: list[dict[str, float]], *, boot: float, title: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=3, help="deploys per variant")
-    parser.add_argument("--boots", type=int, default=6, help="direct starts of the app")
+    parser.add_argument("--boots", type=int, default=10, help="direct starts of the app")
     args = parser.parse_args()
     if not 1 <= args.runs <= 20 or not 2 <= args.boots <= 50:
         parser.error("--runs: 1 to 20; --boots: 2 to 50")
