@@ -24,11 +24,14 @@ class CanaryJudge:
 
     async def analyse(
         self, service: str, release: str, *, pause: float, analysis: Analysis | None
-    ) -> None:
-        """Hold for ``pause`` seconds; raise DeployError as soon as the canary fails."""
+    ) -> str:
+        """Hold for ``pause`` seconds; raise DeployError as soon as the canary fails.
+
+        Returns the final verdict, for the deploy's report.
+        """
         if analysis is None or self.metrics_address is None:
             await asyncio.sleep(pause)
-            return
+            return "no analysis configured"
         before = await asyncio.to_thread(self.scrape, service)
         stable = _stable(before, release)
         waited = 0.0
@@ -49,6 +52,8 @@ class CanaryJudge:
             )
             if not verdict.ok:
                 raise DeployError(f"canary analysis failed: {verdict.reason}")
+            reason = verdict.reason
+        return reason
 
     def scrape(self, service: str) -> dict[str, ReleaseSample]:
         url = f"http://{self.metrics_address}/metrics"

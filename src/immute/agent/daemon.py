@@ -166,10 +166,35 @@ class Agent:
         events = self.events.setdefault(deploy_id, [])
 
         def emit(text: str, kind: str = "step") -> None:
-            events.append({"seq": len(events), "at": time.time(), "kind": kind, "text": text})
+            event = {"seq": len(events), "at": time.time(), "kind": kind, "text": text}
+            events.append({**event, **self.snapshot()})
             log.info("deploy %s: %s", deploy_id, text)
 
         return emit
+
+    def snapshot(self) -> dict[str, Any]:
+        """Routed instances per release, and each routed process's traffic split."""
+        if self._instances is None:
+            return {}
+        instances = self._instances
+        ready: dict[str, int] = {}
+        split: dict[str, dict[str, float]] = {}
+        for record in instances.records():
+            if record.state != "ready":
+                continue
+            release = f"v{record.release}"
+            ready[release] = ready.get(release, 0) + 1
+            if record.address:
+                per = split.setdefault(record.process, {})
+                per[release] = per.get(release, 0) + 1
+        for process, counts in split.items():
+            shares = instances.shares.get(process)
+            total = sum(counts.values())
+            split[process] = {
+                release: round(shares.get(int(release[1:]), 0.0) if shares else 100 * n / total, 1)
+                for release, n in counts.items()
+            }
+        return {"ready": ready, "traffic": split}
 
     def begin(
         self, *, app: str, kind: DeployKind, target: Release, previous: Release | None

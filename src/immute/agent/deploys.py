@@ -160,12 +160,13 @@ class Executor:
         elif isinstance(step, SetWeights):
             await self._set_weights(step)
         elif isinstance(step, Analyse):
-            await self.judge.analyse(
+            verdict = await self.judge.analyse(
                 self.instances.service(step.process),
                 step.release,
                 pause=step.pause / 1000,
                 analysis=strategy.analysis,
             )
+            deploy.emit(verdict, "info")
         elif isinstance(step, RunReleaseCommand):
             await self._release_command(target, deadline=deadline)
 

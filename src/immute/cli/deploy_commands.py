@@ -32,7 +32,19 @@ class _Printer:
         marker = {"error": "!", "failed": "x", "done": "*", "log": "|"}.get(
             event.get("kind", ""), "-"
         )
-        typer.echo(f"{elapsed:7.2f}s {marker} {event.get('text', '')}")
+        typer.echo(f"{elapsed:7.2f}s {marker} {event.get('text', '')}{_situation(event)}")
+
+
+def _situation(event: dict[str, Any]) -> str:
+    """`  [ready v1:2 v2:1 | web v1 67% v2 33%]` for step and done events."""
+    if event.get("kind") not in ("step", "done") or not event.get("ready"):
+        return ""
+    ready = " ".join(f"{r}:{n}" for r, n in sorted(event["ready"].items()))
+    traffic = "; ".join(
+        f"{process} " + " ".join(f"{r} {share:g}%" for r, share in sorted(split.items()))
+        for process, split in sorted(event.get("traffic", {}).items())
+    )
+    return f"  [ready {ready}" + (f" | {traffic}]" if traffic else "]")
 
 
 def _finish(client: Any, deploy_id: int, printer: _Printer) -> None:
