@@ -2,8 +2,9 @@
 ``immute`` CLI, with its own state directory, router port and agent.
 
 Shared by the deploy benchmarks. ``teardown`` stops everything the copy
-started: ``immute down`` first, then any process still naming the scratch
-state directory (only ours do: the directory is fresh) is killed by pid.
+started: ``immute down`` first, then any process still belonging to the
+scratch directory (see ``kill_processes_under``; only ours can: the directory
+is fresh) is killed by pid, and says so on stderr.
 """
 
 from __future__ import annotations
@@ -99,7 +100,13 @@ class ScratchApp:
                 timeout=60,
                 check=False,
             )
-        kill_processes_naming(str(self.state))
+        leftovers = kill_processes_under(self.root)
+        if leftovers:
+            print(
+                f"teardown: {len(leftovers)} processes were still running after "
+                "`immute down` and were killed",
+                file=sys.stderr,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> ScratchApp:
@@ -109,21 +116,39 @@ class ScratchApp:
         self.teardown()
 
 
-def kill_processes_naming(text: str) -> list[int]:
-    """SIGKILL the processes whose command line or environment holds ``text``."""
-    killed = []
+def kill_processes_under(root: Path) -> list[int]:
+    """SIGKILL the processes that belong to the scratch directory ``root``: those
+    whose command line or environment names it, or whose working directory is in
+    it (instances and their shims run in the image roots under the state
+    directory and name it nowhere else). Repeated until none is left, in case a
+    supervisor started a replacement meanwhile (bounded)."""
+    killed: list[int] = []
+    for _ in range(5):
+        found = _processes_under(root)
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        time.sleep(0.1)
+    return killed
+
+
+def _processes_under(root: Path) -> list[int]:
+    text = str(root)
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if text.encode() in blob:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-    return killed
+        if text.encode() in blob or cwd == text or cwd.startswith(text + "/"):
+            found.append(int(entry.name))
+    return found
 
 
 def wait_http(port: int, *, path: str = "/healthz", timeout: float = 30.0) -> float:
