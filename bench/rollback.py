@@ -184,6 +184,8 @@ class Backends:
                         cwd=EXAMPLE,
                         env=env,
                         stdout=subprocess.DEVNULL,
+                        # Connections that wrk resets when killed print tracebacks.
+                        stderr=subprocess.DEVNULL,
                         start_new_session=True,
                     )
                 )
