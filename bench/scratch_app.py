@@ -103,8 +103,7 @@ class ScratchApp:
         leftovers = kill_processes_under(self.root)
         if leftovers:
             print(
-                f"teardown: {len(leftovers)} processes were still running after "
-                "`immute down` and were killed",
+                "teardown: still running after `immute down`, killed: " + ", ".join(leftovers),
                 file=sys.stderr,
             )
         shutil.rmtree(self.root, ignore_errors=True)
@@ -116,28 +115,29 @@ class ScratchApp:
         self.teardown()
 
 
-def kill_processes_under(root: Path) -> list[int]:
+def kill_processes_under(root: Path) -> list[str]:
     """SIGKILL the processes that belong to the scratch directory ``root``: those
     whose command line or environment names it, or whose working directory is in
     it (instances and their shims run in the image roots under the state
     directory and name it nowhere else). Repeated until none is left, in case a
     supervisor started a replacement meanwhile (bounded)."""
-    killed: list[int] = []
+    killed: list[str] = []
     for _ in range(5):
         found = _processes_under(root)
         if not found:
             break
-        for pid in found:
+        for pid, what in found.items():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.append(what)
         time.sleep(0.1)
     return killed
 
 
-def _processes_under(root: Path) -> list[int]:
+def _processes_under(root: Path) -> dict[int, str]:
+    """pid -> a short description (``IMMUTE_INSTANCE`` or the command line)."""
     text = str(root)
-    found = []
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -147,8 +147,16 @@ def _processes_under(root: Path) -> list[int]:
         except OSError:
             continue
         if text.encode() in blob or cwd == text or cwd.startswith(text + "/"):
-            found.append(int(entry.name))
+            found[int(entry.name)] = _describe(blob)
     return found
+
+
+def _describe(blob: bytes) -> str:
+    fields = blob.decode(errors="replace").split("\0")
+    instance = [f for f in fields if f.startswith("IMMUTE_INSTANCE=")]
+    if instance:
+        return instance[0].partition("=")[2]
+    return " ".join(f for f in fields[:4] if "=" not in f)[:80]
 
 
 def wait_http(port: int, *, path: str = "/healthz", timeout: float = 30.0) -> float:
