@@ -100,10 +100,14 @@ class ScratchApp:
                 timeout=60,
                 check=False,
             )
+        # Give processes that are on their way out a moment before calling them leftovers.
+        settle = time.monotonic() + 2
+        while _processes_under(self.root) and time.monotonic() < settle:
+            time.sleep(0.1)
         leftovers = kill_processes_under(self.root)
         if leftovers:
             print(
-                "teardown: still running after `immute down`, killed: " + ", ".join(leftovers),
+                "teardown: still running 2 s after `immute down`, killed: " + ", ".join(leftovers),
                 file=sys.stderr,
             )
         shutil.rmtree(self.root, ignore_errors=True)
