@@ -41,13 +41,17 @@ class Demo:
         self.state = root / "state"
         self.port = free_port()
         spec = (self.app / "immute.yaml").read_text()
-        (self.app / "immute.yaml").write_text(spec.replace("127.0.0.1:8080", f"127.0.0.1:{self.port}"))
+        (self.app / "immute.yaml").write_text(
+            spec.replace("127.0.0.1:8080", f"127.0.0.1:{self.port}")
+        )
         self.env = {**os.environ, "IMMUTE_STATE_DIR": str(self.state)}
         self.phases: list[tuple[str, float]] = []
 
     def immute(self, *args: str) -> None:
         print(f"$ immute {' '.join(args)}", flush=True)
-        subprocess.run([sys.executable, "-m", "immute", *args], cwd=self.app, env=self.env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "immute", *args], cwd=self.app, env=self.env, check=True
+        )
 
     def phase(self, name: str, *args: str, greeting: str | None = None) -> None:
         if greeting:
@@ -101,7 +105,9 @@ def main() -> None:
         demo.phase("deploy v1 (3 instances)", "deploy", "-m", "v1", greeting="Hello, v1")
         with Load(demo.port, connections=16) as load:
             demo.phase("deploy v2, rolling", "deploy", "-m", "v2", greeting="Hello, v2")
-            demo.phase("deploy v3, canary", "deploy", "-d", "canary", "-m", "v3", greeting="Hello, v3")
+            demo.phase(
+                "deploy v3, canary", "deploy", "-d", "canary", "-m", "v3", greeting="Hello, v3"
+            )
             watch = SwitchWatch(demo.port, "v2")
             demo.phase("rollback to v2 (as v4)", "rollback")
             switch = watch.seconds()
@@ -114,10 +120,15 @@ def main() -> None:
     finally:
         if keep:
             print(f"\nleft running: http://127.0.0.1:{demo.port}/  (IMMUTE_STATE_DIR={demo.state})")
-            print(f"stop it with: IMMUTE_STATE_DIR={demo.state} immute -f {demo.app}/immute.yaml down")
+            print(
+                f"stop it with: IMMUTE_STATE_DIR={demo.state} immute -f {demo.app}/immute.yaml down"
+            )
         else:
             subprocess.run(
-                [sys.executable, "-m", "immute", "down"], cwd=demo.app, env=demo.env, check=False,
+                [sys.executable, "-m", "immute", "down"],
+                cwd=demo.app,
+                env=demo.env,
+                check=False,
                 stdout=subprocess.DEVNULL,
             )
             shutil.rmtree(root, ignore_errors=True)
@@ -132,12 +143,18 @@ def report(demo: Demo, load: Load, switch: float | None) -> None:
     served = Table("release", "requests served", title="Traffic during the demo")
     for release, count in sorted(result.by_release.items()):
         served.add_row(release, str(count))
-    served.add_row("failed", f"{result.failed} ({result.non_2xx} non-2xx, {result.socket_errors} socket errors)")
+    served.add_row(
+        "failed",
+        f"{result.failed} ({result.non_2xx} non-2xx, {result.socket_errors} socket errors)",
+    )
     console.print(served)
     phases = Table("phase", "seconds", title="Phases (CLI start to finish)")
     for name, seconds in demo.phases:
         phases.add_row(name, f"{seconds:.2f}")
-    phases.add_row("rollback switch (command start to all traffic on v2's image)", f"{switch:.3f}" if switch else "n/a")
+    phases.add_row(
+        "rollback switch (command start to all traffic on v2's image)",
+        f"{switch:.3f}" if switch else "n/a",
+    )
     console.print(phases)
     console.print(f"{result.requests} requests in {load.elapsed:.1f}s, {result.failed} failed")
 

@@ -12,6 +12,12 @@ from pathlib import Path
 GREETING = (Path(__file__).parent / "greeting.txt").read_text().strip()
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The stdlib's backlog of 5 drops connections when a router opens many at once.
+    request_queue_size = 128
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -32,8 +38,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", int(os.environ["PORT"])), Handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"hello: {GREETING!r} listening on 127.0.0.1:{os.environ['PORT']}", flush=True)
     try:

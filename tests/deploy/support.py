@@ -123,13 +123,15 @@ class App:
 
 
 def _pids_mentioning(text: str) -> list[int]:
-    """Processes whose command line or environment names our state directory."""
+    """Processes whose command line, environment or working directory names our
+    state directory (instances run from image roots kept under it)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            blob += os.readlink(entry / "cwd").encode()
         except OSError:
             continue
         if text.encode() in blob:

@@ -64,7 +64,7 @@ async def _dispatch(
     if (method, parts) == ("POST", ["down"]):
         return await down(agent)
     if (method, parts) == ("POST", ["shutdown"]):
-        agent.stopping.set()
+        agent.stop_soon()
         return {"stopping": True}
     raise NotFoundError(f"no such API call: {method} /{'/'.join(parts)}")
 
@@ -246,18 +246,22 @@ async def status(agent: Agent) -> dict[str, Any]:
 
 
 async def down(agent: Agent) -> dict[str, Any]:
+    """Stop the supervisor and any deploy first, so nothing is started while
+    everything is being stopped; then the instances, the router and the agent."""
+    agent.quiet.set()
+    if agent.deploy_task is not None:
+        agent.deploy_task.cancel()
     app = agent.app()
     stopped = 0
-    if app is not None:
-        if agent.deploy_task is not None:
-            agent.deploy_task.cancel()
-        instances = agent.instances()
-        records = instances.records()
-        await instances.retire(records, drain=5)
-        stopped = len(records)
-        running = agent.store.journal.running(app)
-        if running is not None:
-            agent.store.journal.finish(running.id, "failed", reason="stopped by immute down")
-    await agent.stop_router()
-    agent.stopping.set()
+    async with agent.busy:
+        if app is not None:
+            instances = agent.instances()
+            records = instances.records()
+            await instances.retire(records, drain=5)
+            stopped = len(records)
+            running = agent.store.journal.running(app)
+            if running is not None:
+                agent.store.journal.finish(running.id, "failed", reason="stopped by immute down")
+        await agent.stop_router()
+    agent.stop_soon()
     return {"stopped": stopped}

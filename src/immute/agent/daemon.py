@@ -73,6 +73,8 @@ class Agent:
         self.deploy_task: asyncio.Task[None] | None = None
         self.current: Deploy | None = None
         self.stopping = asyncio.Event()
+        # Set by `immute down`: supervision stops before anything is stopped.
+        self.quiet = asyncio.Event()
         self.backoff: dict[str, float] = {}
         # Deploys and the supervisor's repairs never interleave.
         self.busy = asyncio.Lock()
@@ -313,6 +315,10 @@ class Agent:
         instances = self.instances()
         await instances.retire([r for r in instances.records() if r.release == number], drain=30)
 
+    def stop_soon(self) -> None:
+        """Exit once the answer to the current API call has gone out."""
+        asyncio.get_running_loop().call_later(0.2, self.stopping.set)
+
     # -- start-up and supervision ------------------------------------------------
 
     async def recover(self) -> None:
@@ -373,11 +379,11 @@ class Agent:
         while not self.stopping.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), SUPERVISE_EVERY_S)
-            if self.current is not None or self.stopping.is_set():
+            if self.current is not None or self.stopping.is_set() or self.quiet.is_set():
                 continue
             try:
                 async with self.busy:
-                    if self.current is None:
+                    if self.current is None and not self.quiet.is_set():
                         await self._supervise_once()
             except (ImmuteError, OSError) as exc:
                 log.warning("supervision: %s", exc)
