@@ -8,18 +8,19 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from immute.client.specfile import DEFAULT_SPEC, read_spec, state_dir
-from immute.core.spec_loading import LoadedSpec
-from immute.errors import ImageError, UsageError
-from immute.images.archive import export_image, import_archive, verify_image
-from immute.images.builder import build
-from immute.images.dependencies import default_dependency_files, fetch_wheels
-from immute.images.inputs import BuildInputs, BuildResult
-from immute.images.prune import PruneReport, prune
-from immute.images.roots import unpack_image
+from immute.client.specfile import state_dir
+from immute.errors import UsageError
 from immute.images.store import ImageStore
-from immute.images.unpack import UnpackReport
+
+if TYPE_CHECKING:
+    from immute.images.inputs import BuildResult
+    from immute.images.prune import PruneReport
+    from immute.images.unpack import UnpackReport
+
+# Each function imports the image modules it uses: `immute build` must not pay
+# for the archive and prune code, and a warm build is measured end to end.
 
 
 def image_store(file: str | None) -> ImageStore:
@@ -32,34 +33,6 @@ def wheelhouse_path(file: str | None, override: str | None) -> Path:
     return Path(chosen) if chosen else state_dir(file) / "wheelhouse"
 
 
-def inputs_from_spec(
-    loaded: LoadedSpec, spec_path: Path, *, offline: bool = False, wheelhouse: Path | None = None
-) -> BuildInputs:
-    """The build inputs a loaded spec describes; paths are relative to the spec."""
-    spec = loaded.spec
-    if spec.build.dockerfile is not None:
-        raise ImageError(
-            f"{spec_path}: build.dockerfile: building a stack from a Dockerfile is not "
-            "supported; import the base image and pin its digest in build.stack"
-        )
-    context = (spec_path.parent / spec.build.context).resolve()
-    dependencies = tuple(spec.build.dependencies) or default_dependency_files(context)
-    return BuildInputs(
-        app=spec.app,
-        context=context,
-        processes={name: tuple(p.command) for name, p in spec.processes.items()},
-        include=tuple(spec.build.include),
-        exclude=tuple(spec.build.exclude),
-        dependency_files=dependencies,
-        stack=spec.build.stack,
-        workdir=spec.build.workdir,
-        env=dict(spec.env),
-        spec_digest=loaded.spec_digest,
-        offline=offline,
-        wheelhouse=wheelhouse,
-    )
-
-
 def build_image(
     file: str | None,
     destination: str | None,
@@ -68,9 +41,12 @@ def build_image(
     wheelhouse: str | None,
     progress: Callable[[str], None],
 ) -> BuildResult:
-    loaded = read_spec(file, destination)
+    from immute.client.build_inputs import inputs_from_fields, load_build_fields
+    from immute.images.builder import build
+
+    fields = load_build_fields(file, destination)
     house = wheelhouse_path(file, wheelhouse)
-    inputs = inputs_from_spec(loaded, Path(file or DEFAULT_SPEC), offline=offline, wheelhouse=house)
+    inputs = inputs_from_fields(fields, offline=offline, wheelhouse=house)
     return build(image_store(file), inputs, progress=progress)
 
 
@@ -78,8 +54,10 @@ def fetch_dependencies(
     file: str | None, destination: str | None, wheelhouse: str | None
 ) -> tuple[Path, list[str]]:
     """Fill the wheelhouse with the app's dependencies; return it and its wheels."""
-    loaded = read_spec(file, destination)
-    inputs = inputs_from_spec(loaded, Path(file or DEFAULT_SPEC))
+    from immute.client.build_inputs import inputs_from_fields, load_build_fields
+    from immute.images.dependencies import fetch_wheels
+
+    inputs = inputs_from_fields(load_build_fields(file, destination))
     house = wheelhouse_path(file, wheelhouse)
     wheels = fetch_wheels(
         python=inputs.python,
@@ -128,6 +106,8 @@ def list_images(
 
 
 def export(file: str | None, ref: str, out: Path) -> tuple[str, str]:
+    from immute.images.archive import export_image
+
     store = image_store(file)
     digest = store.resolve(ref)
     return digest, export_image(store, digest, out)
@@ -136,17 +116,23 @@ def export(file: str | None, ref: str, out: Path) -> tuple[str, str]:
 def import_(file: str | None, archive: Path) -> tuple[str, str | None]:
     if not archive.is_file():
         raise UsageError(f"{archive}: no such file")
+    from immute.images.archive import import_archive
+
     return import_archive(image_store(file), archive)
 
 
 def verify(file: str | None, ref: str) -> tuple[str, int]:
     """Re-hash every blob of the image; return (digest, number of blobs checked)."""
+    from immute.images.archive import verify_image
+
     store = image_store(file)
     digest = store.resolve(ref)
     return digest, len(verify_image(store, digest))
 
 
 def unpack(file: str | None, ref: str, target: Path) -> tuple[str, UnpackReport]:
+    from immute.images.roots import unpack_image
+
     store = image_store(file)
     digest = store.resolve(ref)
     return digest, unpack_image(store, digest, target)
@@ -157,6 +143,8 @@ def prune_images(
 ) -> PruneReport:
     """Collect what neither a name, ``keep`` (refs) nor ``referenced`` (digests of
     retained releases and running instances) holds."""
+    from immute.images.prune import prune
+
     store = image_store(file)
     wanted = {store.resolve(ref) for ref in keep} | set(referenced)
     return prune(store, wanted, keep_named=True, dry_run=dry_run)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from immute.core.spec_loading import LoadedSpec, Source, load_spec
 from immute.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from immute.core.spec_loading import LoadedSpec
 
 DEFAULT_SPEC = "immute.yaml"
 _DESTINATION = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -27,6 +30,9 @@ def spec_paths(file: str | None, destination: str | None) -> list[Path]:
 
 def read_spec(file: str | None = None, destination: str | None = None) -> LoadedSpec:
     """Load, validate and normalise the spec; raise SpecError listing every problem."""
+    # Imported here: pydantic is costly to import and some callers only need paths.
+    from immute.core.spec_loading import Source, load_spec
+
     sources = []
     for path in spec_paths(file, destination):
         try:

@@ -10,6 +10,7 @@ path of the interpreter that happened to run pip.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -189,21 +190,41 @@ def _install(store: ImageStore, inputs: BuildInputs, args: list[str]) -> LayerBl
             offline=inputs.offline,
             wheelhouse=inputs.wheelhouse,
         )
-        _normalise_tree(target)
+        normalise_install(target)
         return write_layer(store, entries_from_tree(target, under=DEPS_PREFIX), mtime=DEFAULT_EPOCH)
 
 
-def _normalise_tree(target: Path) -> None:
+def normalise_install(target: Path) -> None:
+    """Make a pip install independent of where it ran: no bytecode caches, and
+    scripts' ``#!`` lines name ``/usr/bin/env python3`` (their RECORD entries
+    re-hashed to match) instead of the interpreter that ran pip."""
     for cache in sorted(target.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache)
     bin_dir = target / "bin"
     if not bin_dir.is_dir():
         return
-    for script in bin_dir.iterdir():
+    rewritten: dict[str, str] = {}
+    for script in sorted(bin_dir.iterdir()):
         if script.is_file() and not script.is_symlink():
             data = script.read_bytes()
             if _SHEBANG.match(data):
-                script.write_bytes(_SHEBANG.sub(b"#!/usr/bin/env python3\n", data, count=1))
+                data = _SHEBANG.sub(b"#!/usr/bin/env python3\n", data, count=1)
+                script.write_bytes(data)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+                rewritten[script.name] = f"sha256={digest.decode()},{len(data)}"
+    if rewritten:
+        for record in target.glob("*.dist-info/RECORD"):
+            _fix_record(record, rewritten)
+
+
+def _fix_record(record: Path, rewritten: dict[str, str]) -> None:
+    lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        path, _, _ = line.partition(",")
+        head, _, name = path.rpartition("/")
+        if name in rewritten and head.endswith("bin"):
+            lines[i] = f"{path},{rewritten[name]}\n"
+    record.write_text("".join(lines), encoding="utf-8")
 
 
 def fetch_wheels(
