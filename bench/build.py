@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,29 +60,57 @@ def touch_code(app: Path, counter: int) -> None:
         handle.write(f"# change {counter}\n")
 
 
-def immute_figures(base: Path, warm_runs: int) -> dict[str, Any]:
-    immute = [str(Path(sys.executable).with_name("immute")), "build", "--json"]
-    app = fresh_copy(base, "ours")
-    env = immute_env(base / "state-ours", no_pip_cache=True)
-    cold, out = timed(immute, cwd=app, env=env)
-    first = json.loads(out)
-    warm = []
-    for i in range(warm_runs):
-        touch_code(app, i)
-        elapsed, out = timed(immute, cwd=app, env=env)
+class Ours:
+    """immute builds, end to end through the `immute` program."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.argv = [str(Path(sys.executable).with_name("immute")), "build", "--json"]
+        self.digests: list[str] = []
+
+    def cold(self, run: int) -> float:
+        """A fresh directory and a fresh store, without pip's cache."""
+        name = f"ours-{run}"
+        env = immute_env(self.base / f"state-{name}", no_pip_cache=True)
+        elapsed, out = timed(self.argv, cwd=fresh_copy(self.base, name), env=env)
+        self.digests.append(json.loads(out)["manifest_digest"])
+        return elapsed
+
+    def warm(self, run: int) -> float:
+        app = self.base / "ours-0"
+        touch_code(app, run)
+        env = immute_env(self.base / "state-ours-0", no_pip_cache=True)
+        elapsed, out = timed(self.argv, cwd=app, env=env)
         layers = {layer["role"]: layer for layer in json.loads(out)["layers"]}
-        assert layers["dependencies"]["cached"], (
-            "a code-only change must reuse the dependency layer"
-        )
-        warm.append(elapsed)
-    again = fresh_copy(base, "ours-again")
-    _, out = timed(immute, cwd=again, env=immute_env(base / "state-again", no_pip_cache=False))
-    return {
-        "cold": cold,
-        "warm": statistics.median(warm),
-        "digest_1": first["manifest_digest"],
-        "digest_2": json.loads(out)["manifest_digest"],
-    }
+        assert layers["dependencies"]["cached"], "code-only change: dependency layer reused"
+        return elapsed
+
+
+class Docker:
+    """`docker build` of the example's Dockerfile (legacy builder of Engine 20.10)."""
+
+    def __init__(self, base: Path) -> None:
+        from docker_base import ensure_base_image
+
+        ensure_base_image()
+        self.app = fresh_copy(base, "docker")
+        self.tag = f"immute-bench-app:{os.getpid()}"
+        self.argv = ["docker", "build", "--network", "host", "-q", "-t", self.tag]
+        self.digests: list[str] = []
+
+    def cold(self, run: int) -> float:
+        """--no-cache on the same, unchanged context each time."""
+        elapsed, out = timed([*self.argv, "--no-cache", "."], cwd=self.app)
+        self.digests.append(out.strip().splitlines()[-1])
+        return elapsed
+
+    def warm(self, run: int) -> float:
+        touch_code(self.app, run)
+        return timed([*self.argv, "."], cwd=self.app)[0]
+
+    def clean(self) -> None:
+        subprocess.run(["docker", "rmi", self.tag], capture_output=True, check=False)
+        subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
 
 
 def docker_answers() -> bool:
@@ -93,28 +120,26 @@ def docker_answers() -> bool:
     return info.returncode == 0
 
 
-def docker_figures(base: Path, warm_runs: int) -> dict[str, Any]:
-    from docker_base import ensure_base_image
-
-    ensure_base_image()
-    app = fresh_copy(base, "docker")
-    tag = f"immute-bench-app:{os.getpid()}"
-    build = ["docker", "build", "--network", "host", "-q", "-t", tag]
-    cold, first = timed([*build, "--no-cache", "."], cwd=app)
-    again_time, again = timed([*build, "--no-cache", "."], cwd=app)
-    warm = []
-    for i in range(warm_runs):
-        touch_code(app, i)
-        elapsed, _ = timed([*build, "."], cwd=app)
-        warm.append(elapsed)
-    subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
-    subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
-    return {
-        "cold": min(cold, again_time),
-        "warm": statistics.median(warm),
-        "digest_1": first.strip().splitlines()[-1],
-        "digest_2": again.strip().splitlines()[-1],
-    }
+def measure(sides: list[Ours | Docker], *, cold_runs: int, warm_runs: int) -> list[dict[str, Any]]:
+    """Cold then warm builds, the sides interleaved run by run so that load from
+    elsewhere on the machine falls on both alike."""
+    colds: list[list[float]] = [[] for _ in sides]
+    warms: list[list[float]] = [[] for _ in sides]
+    for run in range(cold_runs):
+        for side, times in zip(sides, colds, strict=True):
+            times.append(side.cold(run))
+    for run in range(warm_runs):
+        for side, times in zip(sides, warms, strict=True):
+            times.append(side.warm(run))
+    return [
+        {
+            "cold": min(cold),
+            "warm": statistics.median(warm),
+            "digest_1": side.digests[0],
+            "digest_2": side.digests[1],
+        }
+        for side, cold, warm in zip(sides, colds, warms, strict=True)
+    ]
 
 
 def store_figures(base: Path, rebuilds: int) -> dict[str, Any]:
@@ -151,18 +176,20 @@ def verdict(ok: bool) -> str:
 
 def report(ours: dict[str, Any], docker: dict[str, Any] | None, store: dict[str, Any]) -> None:
     print("immute build (end to end through the CLI, examples/flask-app):")
-    row("cold build (fresh store, no pip cache)", f"{ours['cold']:.2f} s")
+    row("cold build (fresh store, no pip cache)", f"{ours['cold']:.2f} s", "best of 2")
     row("warm rebuild after a code-only change", f"{ours['warm']:.2f} s", "median")
     row("cold / warm", f"{ours['cold'] / ours['warm']:.1f}x")
     same = ours["digest_1"] == ours["digest_2"]
-    row("digest, two fresh builds", "identical" if same else "DIFFERENT", ours["digest_1"][:19])
+    row(
+        "digest, two fresh directories", "identical" if same else "DIFFERENT", ours["digest_1"][:19]
+    )
     if docker is not None:
         print("docker build (Docker Engine, legacy builder, same app and Dockerfile):")
-        row("cold build (--no-cache)", f"{docker['cold']:.2f} s", "best of 2")
+        row("cold build (--no-cache, base image present)", f"{docker['cold']:.2f} s", "best of 2")
         row("warm rebuild after a code-only change", f"{docker['warm']:.2f} s", "median")
         row("cold / warm", f"{docker['cold'] / docker['warm']:.1f}x")
         differ = docker["digest_1"] != docker["digest_2"]
-        row("image ID, two --no-cache builds", "different" if differ else "identical")
+        row("image ID, two --no-cache builds", "different" if differ else "identical", "same input")
         print("immute against docker:")
         warm_ratio = docker["warm"] / ours["warm"]
         cold_ratio = docker["cold"] / ours["cold"]
@@ -179,22 +206,27 @@ def report(ours: dict[str, Any], docker: dict[str, Any] | None, store: dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warm-runs", type=int, default=5)
+    parser.add_argument("--warm-runs", type=int, default=9)
     parser.add_argument("--rebuilds", type=int, default=50)
     parser.add_argument("--no-docker", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="immute-bench-") as temp:
         base = Path(temp)
-        step: Callable[[str], None] = lambda m: print(f"... {m}", file=sys.stderr)  # noqa: E731
-        step("immute builds")
-        ours = immute_figures(base, args.warm_runs)
-        docker = None
+        sides: list[Ours | Docker] = [Ours(base)]
         if not args.no_docker and docker_answers():
-            step("docker builds")
-            docker = docker_figures(base, args.warm_runs)
-        step(f"{args.rebuilds} code-only rebuilds")
+            sides.append(Docker(base))
+        print(
+            f"... {len(sides)} builder(s), 2 cold and {args.warm_runs} warm each", file=sys.stderr
+        )
+        try:
+            figures = measure(sides, cold_runs=2, warm_runs=args.warm_runs)
+        finally:
+            for side in sides:
+                if isinstance(side, Docker):
+                    side.clean()
+        print(f"... {args.rebuilds} code-only rebuilds", file=sys.stderr)
         store = store_figures(base, args.rebuilds)
-        report(ours, docker, store)
+        report(figures[0], figures[1] if len(figures) > 1 else None, store)
 
 
 if __name__ == "__main__":

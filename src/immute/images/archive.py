@@ -254,7 +254,19 @@ def _stage_oci(
         raise ImageError(f"{archive.path}: manifest {entry.digest}: {exc}") from None
     for desc in (config, *layers):
         blob(desc)
-    return Manifest(entry.digest, config, layers), name if isinstance(name, str) else None
+    if not isinstance(name, str):
+        name = _repo_tag(archive) if "manifest.json" in archive.members else None
+    return Manifest(entry.digest, config, layers), name
+
+
+def _repo_tag(archive: _Archive) -> str | None:
+    """The first ``RepoTags`` entry of a docker-archive ``manifest.json``, if any."""
+    items = archive.json("manifest.json")
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        tags = items[0].get("RepoTags") or []
+        if tags and isinstance(tags[0], str):
+            return tags[0]
+    return None
 
 
 def _stage_docker(
@@ -279,9 +291,7 @@ def _stage_docker(
         temp.write(data)
     manifest_digest = "sha256:" + hashlib.sha256(data).hexdigest()
     staged.files[manifest_digest] = Path(temp.name)
-    tags = item.get("RepoTags") or []
-    name = tags[0] if tags and isinstance(tags[0], str) else None
-    return Manifest(manifest_digest, config, tuple(layers)), name
+    return Manifest(manifest_digest, config, tuple(layers)), _repo_tag(archive)
 
 
 def _check_layers(store: ImageStore, manifest: Manifest, staged: _Staged, *, where: str) -> None:

@@ -83,7 +83,10 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
         ours.append(("dependencies", deps.blob, deps.cached))
     progress("app layer: collecting the build context")
     entries = app_entries(
-        inputs.context, include=inputs.include, exclude=inputs.exclude, workdir=inputs.workdir
+        inputs.context,
+        include=inputs.include,
+        exclude=[*inputs.exclude, *_state_inside(store, inputs)],
+        workdir=inputs.workdir,
     )
     app = write_layer(store, entries, mtime=epoch)
     progress(f"app layer {app.digest[:19]} ({len(entries)} entries)")
@@ -107,6 +110,17 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
     store.add_image(manifest_desc, name=name)
     progress(f"image {manifest_desc.digest} named {name}")
     return BuildResult(manifest_desc.digest, config_desc.digest, name, tuple(reports))
+
+
+def _state_inside(store: ImageStore, inputs: BuildInputs) -> list[str]:
+    """An anchored pattern for the state directory when it lies inside the context
+    (``$IMMUTE_STATE_DIR=./state``): the store must not end up in its own image."""
+    state = store.root.resolve().parent
+    try:
+        rel = state.relative_to(inputs.context.resolve())
+    except ValueError:
+        return []
+    return [f"/{rel.as_posix()}/"] if rel.parts else []
 
 
 def _epoch(commit_time: int | None) -> int:
