@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,63 @@ def test_skopeo_reads_the_export_as_oci_archive_and_docker_archive(
     assert json.loads(docker.stdout)["rootfs"]["diff_ids"] == [
         layer["diff_id"] for layer in build["layers"]
     ]
+
+
+@pytest.mark.docker
+def test_skopeo_copies_the_export_to_a_docker_archive_that_imports_back(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    skopeo = shutil.which("skopeo")
+    _need(skopeo is not None, "skopeo is not installed (apt-get install skopeo)")
+    assert skopeo is not None
+    _, out, _ = exported
+    copy = tmp_path / "copy.tar"
+    copied = subprocess.run(
+        [skopeo, "copy", f"oci-archive:{out}", f"docker-archive:{copy}:copied:1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert copied.returncode == 0, copied.stderr
+    imported = immute("image", "import", str(copy), cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    listed = json.loads(immute("images", "--json", cwd=tmp_path).stdout)
+    assert [row["names"] for row in listed] == [["docker.io/library/copied:1"]]
+    verified = immute("image", "verify", "docker.io/library/copied:1", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+
+
+@pytest.mark.docker
+def test_podman_loads_the_export_with_the_config_digest_as_image_id(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    podman = shutil.which("podman")
+    _need(podman is not None, "podman is not installed (apt-get install podman)")
+    assert podman is not None
+    app, out, build = exported
+    # A private store, so nothing else is touched; podman wants a short runroot path.
+    runroot = Path(tempfile.mkdtemp(prefix="immute-podman-"))
+    storage = [podman, "--storage-driver", "vfs", "--root", str(tmp_path / "root")]
+    storage += ["--runroot", str(runroot)]
+    try:
+        _podman_load(
+            storage, out, name=f"localhost/{json.loads(_spec_app(app))}:latest", build=build
+        )
+    finally:
+        shutil.rmtree(runroot, ignore_errors=True)
+
+
+def _podman_load(storage: list[str], out: Path, *, name: str, build: dict[str, Any]) -> None:
+    loaded = subprocess.run(
+        [*storage, "load", "-i", str(out)], capture_output=True, text=True, check=False, timeout=240
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert name in loaded.stdout
+    inspect = subprocess.run(
+        [*storage, "image", "inspect", "--format", "{{.Id}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    assert inspect.stdout.strip() == str(build["config_digest"]).removeprefix("sha256:")

@@ -70,7 +70,7 @@ def export_image(store: ImageStore, digest: str, out: Path) -> str:
                 **Descriptor(
                     MEDIA_MANIFEST, digest, store.blob_path(digest).stat().st_size
                 ).to_json(),
-                "annotations": {ANNOTATION_REF_NAME: tag.rpartition(":")[2]},
+                "annotations": {ANNOTATION_REF_NAME: tag},
             }
         ]
     )
