@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from immute.client.specfile import state_dir
-from immute.errors import UsageError
-from immute.images.store import ImageStore
+from immute.errors import NotFoundError, UsageError
+from immute.images.store import ImageStore, StoredImage
 
 if TYPE_CHECKING:
     from immute.images.inputs import BuildResult
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 # for the archive and prune code, and a warm build is measured end to end.
 
 
-def image_store(file: str | None) -> ImageStore:
-    return ImageStore(state_dir(file) / "images")
+def image_store(file: str | None, *, create: bool = True) -> ImageStore:
+    """The app's store; commands that only read pass ``create=False``."""
+    return ImageStore(state_dir(file) / "images", create=create)
 
 
 def wheelhouse_path(file: str | None, override: str | None) -> Path:
@@ -100,15 +101,22 @@ def list_images(
             age_seconds=None if image.stored_at is None else max(0, now - image.stored_at),
             releases=tuple((releases or {}).get(image.digest, ())),
         )
-        for image in image_store(file).images()
+        for image in _existing_images(file)
     ]
     return sorted(rows, key=lambda r: (r.age_seconds is None, r.age_seconds or 0, r.digest))
+
+
+def _existing_images(file: str | None) -> list[StoredImage]:
+    try:
+        return image_store(file, create=False).images()
+    except NotFoundError:
+        return []
 
 
 def export(file: str | None, ref: str, out: Path) -> tuple[str, str]:
     from immute.images.archive import export_image
 
-    store = image_store(file)
+    store = image_store(file, create=False)
     digest = store.resolve(ref)
     return digest, export_image(store, digest, out)
 
@@ -125,7 +133,7 @@ def verify(file: str | None, ref: str) -> tuple[str, int]:
     """Re-hash every blob of the image; return (digest, number of blobs checked)."""
     from immute.images.archive import verify_image
 
-    store = image_store(file)
+    store = image_store(file, create=False)
     digest = store.resolve(ref)
     return digest, len(verify_image(store, digest))
 
@@ -133,7 +141,7 @@ def verify(file: str | None, ref: str) -> tuple[str, int]:
 def unpack(file: str | None, ref: str, target: Path) -> tuple[str, UnpackReport]:
     from immute.images.roots import unpack_image
 
-    store = image_store(file)
+    store = image_store(file, create=False)
     digest = store.resolve(ref)
     return digest, unpack_image(store, digest, target)
 
@@ -145,6 +153,6 @@ def prune_images(
     retained releases and running instances) holds."""
     from immute.images.prune import prune
 
-    store = image_store(file)
+    store = image_store(file, create=False)
     wanted = {store.resolve(ref) for ref in keep} | set(referenced)
     return prune(store, wanted, keep_named=True, dry_run=dry_run)
