@@ -35,11 +35,12 @@ def root(
 
 
 def _register() -> None:
-    from immute.cli import spec_commands
+    from immute.cli import spec_commands, state
 
     app.command()(spec_commands.init)
     app.command()(spec_commands.schema)
     app.add_typer(spec_commands.config_app, name="config")
+    app.add_typer(state.app)
 
 
 _register()
