@@ -15,6 +15,7 @@ from immute.errors import NotFoundError, UsageError
 from immute.images.store import ImageStore, StoredImage
 
 if TYPE_CHECKING:
+    from immute.core.release import Release
     from immute.images.inputs import BuildResult
     from immute.images.prune import PruneReport
     from immute.images.unpack import UnpackReport
@@ -90,8 +91,11 @@ class ImageRow:
 def list_images(
     file: str | None, *, releases: Mapping[str, Sequence[str]] | None = None
 ) -> list[ImageRow]:
-    """Every stored image, newest first; ``releases`` maps an image digest to the
-    releases that use it (supplied by the release store)."""
+    """Every stored image, newest first, with the releases that use it (from the
+    state store unless ``releases`` maps image digests to release names)."""
+    from immute.core.image_retention import images_in_use
+
+    used = releases if releases is not None else images_in_use(_releases(file))
     now = int(time.time())
     rows = [
         ImageRow(
@@ -99,11 +103,34 @@ def list_images(
             names=image.names,
             size=image.size,
             age_seconds=None if image.stored_at is None else max(0, now - image.stored_at),
-            releases=tuple((releases or {}).get(image.digest, ())),
+            releases=tuple(used.get(image.digest, ())),
         )
         for image in _existing_images(file)
     ]
     return sorted(rows, key=lambda r: (r.age_seconds is None, r.age_seconds or 0, r.digest))
+
+
+def _releases(file: str | None) -> list[Release]:
+    """Every release in the state store; none when there is no database yet."""
+    from immute.store import Store
+
+    directory = state_dir(file)
+    if not Store.exists(directory):
+        return []
+    with Store.open(directory) as store:
+        return store.releases.all()
+
+
+def _retain_images(file: str | None) -> int:
+    """``retain.images`` of the spec, or its default when there is no spec file."""
+    from immute.core.spec import Retain
+
+    try:
+        from immute.client.specfile import read_spec
+
+        return read_spec(file).spec.retain.images
+    except NotFoundError:
+        return Retain().images
 
 
 def _existing_images(file: str | None) -> list[StoredImage]:
@@ -149,10 +176,13 @@ def unpack(file: str | None, ref: str, target: Path) -> tuple[str, UnpackReport]
 def prune_images(
     file: str | None, *, keep: Sequence[str], referenced: Collection[str] = (), dry_run: bool
 ) -> PruneReport:
-    """Collect what neither a name, ``keep`` (refs) nor ``referenced`` (digests of
-    retained releases and running instances) holds."""
+    """Collect what nothing holds: not a name (``app:latest``), not ``keep`` (refs),
+    not the images of the releases that ``retain.images`` keeps (or of a pending or
+    active release), not ``referenced`` (digests, e.g. of running instances)."""
+    from immute.core.image_retention import retained_images
     from immute.images.prune import prune
 
     store = image_store(file, create=False)
     wanted = {store.resolve(ref) for ref in keep} | set(referenced)
+    wanted |= retained_images(_releases(file), keep=_retain_images(file))
     return prune(store, wanted, keep_named=True, dry_run=dry_run)
