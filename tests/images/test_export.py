@@ -45,6 +45,7 @@ def exported(
     app = write_app(tmp_path / "shop")
     name = f"immute-test-{uuid.uuid4().hex[:10]}"
     spec = (app / "immute.yaml").read_text().replace("app: demo", f"app: {name}")
+    spec += "  worker:\n    command: python3 app.py\n"
     (app / "immute.yaml").write_text(spec)
     with pytest.MonkeyPatch.context() as monkeypatch:
         env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheel_index)}
@@ -229,3 +230,26 @@ def _podman_load(storage: list[str], out: Path, *, name: str, build: dict[str, A
     )
     assert inspect.returncode == 0, inspect.stderr
     assert inspect.stdout.strip() == str(build["config_digest"]).removeprefix("sha256:")
+
+
+def test_a_process_runs_from_the_materialised_root_on_the_host_stack(
+    exported: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    from immute.images.host_run import host_run
+    from immute.images.store import ImageStore
+
+    app, _, build = exported
+    store = ImageStore(app / ".immute" / "images")
+    run = host_run(store, build["manifest_digest"], host_env={"PATH": os.environ["PATH"]})
+    argv = run.processes["worker"]
+    assert argv == ["python3", "app.py"]
+    assert run.processes["web"] == ["python", "-m", "http.server", "$PORT"]
+    executable = shutil.which(argv[0], path=run.env["PATH"])
+    assert executable is not None
+    result = subprocess.run(
+        [executable, *argv[1:]], cwd=run.cwd, env=run.env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1.0\n", "the image's code and its dependency layer ran"
+    assert run.env["PYTHONPATH"] == str(run.root / "opt" / "immute" / "deps")
+    assert not any(run.root.rglob("__pycache__")), "nothing was written into the root"
