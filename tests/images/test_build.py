@@ -187,6 +187,7 @@ def test_a_base_image_pinned_by_digest_is_the_stack(
     build = build_here(app, {}, monkeypatch)
     roles = [layer["role"] for layer in build["layers"]]
     assert roles == ["stack", "app"]
+    assert build["layers"][0]["cached"] is True and build["layers"][0]["diff_id"].startswith("sha")
     manifest = json.loads(_blob(app, build["manifest_digest"]).read_text())
     base_manifest = json.loads(_blob(app, base).read_text())
     assert manifest["layers"][0] == base_manifest["layers"][0]

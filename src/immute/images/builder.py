@@ -73,7 +73,11 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
     epoch = _epoch(commit_time)
     stack = _stack(store, inputs.stack)
     progress(f"stack {inputs.stack}: {len(stack.layers)} base layer(s)")
-    reports = [LayerReport("stack", d.digest, "", d.size, True) for d in stack.layers]
+    base_diff_ids = ((stack.config or {}).get("rootfs") or {}).get("diff_ids") or []
+    reports = [
+        LayerReport("stack", d.digest, str(diff_id), d.size, True)
+        for d, diff_id in zip(stack.layers, base_diff_ids, strict=False)
+    ]
     deps = dependency_layer(store, inputs, progress=progress)
     ours = []
     if deps is not None:
