@@ -210,3 +210,23 @@ def test_a_state_directory_inside_the_context_stays_out_of_the_image(
         names = tar.getnames()
     assert "app/app.py" in names
     assert not any(name.startswith("app/state") for name in names)
+
+
+def test_pyproject_dependencies_are_installed_when_there_is_no_requirements_file(
+    tmp_path: Path, local_pip: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = write_app(tmp_path / "shop", requirements=None)
+    (app / "pyproject.toml").write_text(
+        '[project]\nname = "shop"\nversion = "1"\ndependencies = ["otherdep==2.0"]\n'
+    )
+    layers = layers_by_role(build_here(app, local_pip, monkeypatch))
+    with tarfile.open(_blob(app, layers["dependencies"]["digest"])) as tar:
+        names = tar.getnames()
+    assert "opt/immute/deps/otherdep/__init__.py" in names
+    assert not any("tinydep" in name for name in names)
+    (app / "pyproject.toml").write_text('[project\nname = "broken"\n')
+    result = immute("build", cwd=app, env=local_pip)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        f"error: {app / 'pyproject.toml'}: cannot read"
+    )

@@ -8,7 +8,6 @@ same manifest digest in any directory, on any machine, at any time.
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +101,7 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
         diff_ids=[b.diff_id for _, b, _ in ours],
         history=[f"immute {role} layer" for role, _, _ in ours],
         created=rfc3339(epoch),
-        architecture=_ARCHITECTURES.get(platform.machine(), platform.machine()),
+        architecture=_ARCHITECTURES.get(os.uname().machine, os.uname().machine),
     )
     config_desc = store.put_json(config)
     manifest = image_manifest(
