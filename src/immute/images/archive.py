@@ -208,8 +208,12 @@ def _stage(
     store: ImageStore, source: IO[bytes], staged: _Staged, *, expect: Descriptor | None
 ) -> Descriptor:
     with store.temp_file() as temp:
-        writer = HashingWriter(temp)
-        copy_stream(source, writer)
+        try:
+            writer = HashingWriter(temp)
+            copy_stream(source, writer)
+        except BaseException:
+            Path(temp.name).unlink()
+            raise
     if expect is not None and (writer.digest != expect.digest or writer.size != expect.size):
         Path(temp.name).unlink()
         got = f"{writer.digest}, {writer.size} bytes"

@@ -18,6 +18,7 @@ from immute.core.oci_image import (
     LABEL_SPEC_DIGEST,
     LABEL_STACK,
     MEDIA_CONFIG,
+    MEDIA_LAYER_GZIP,
     Descriptor,
     ImageMetadata,
     build_epoch,
@@ -72,18 +73,51 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
     epoch = _epoch(commit_time)
     stack = _stack(store, inputs.stack)
     progress(f"stack {inputs.stack}: {len(stack.layers)} base layer(s)")
-    base_diff_ids = ((stack.config or {}).get("rootfs") or {}).get("diff_ids") or []
-    reports = [
+    ours = _our_layers(store, inputs, epoch=epoch, progress=progress)
+    with_deps = any(r.role == "dependencies" for r in ours)
+    config = image_config(
+        base=stack.config,
+        metadata=_metadata(inputs, revision, with_deps=with_deps, base=stack.config),
+        diff_ids=[layer.diff_id for layer in ours],
+        history=[f"immute {layer.role} layer" for layer in ours],
+        created=rfc3339(epoch),
+        architecture=_ARCHITECTURES.get(os.uname().machine, os.uname().machine),
+    )
+    config_desc = store.put_json(config)
+    manifest = image_manifest(
+        Descriptor(MEDIA_CONFIG, config_desc.digest, config_desc.size),
+        [*stack.layers, *(Descriptor(MEDIA_LAYER_GZIP, r.digest, r.size) for r in ours)],
+    )
+    manifest_desc = store.put_json(manifest)
+    name = f"{inputs.app}:latest"
+    store.add_image(manifest_desc, name=name)
+    progress(f"image {manifest_desc.digest} named {name}")
+    reports = (*_stack_reports(stack), *ours)
+    return BuildResult(manifest_desc.digest, config_desc.digest, name, reports)
+
+
+def _stack_reports(stack: Stack) -> list[LayerReport]:
+    diff_ids = ((stack.config or {}).get("rootfs") or {}).get("diff_ids") or []
+    return [
         LayerReport("stack", d.digest, str(diff_id), d.size, True)
-        for d, diff_id in zip(stack.layers, base_diff_ids, strict=False)
+        for d, diff_id in zip(stack.layers, diff_ids, strict=False)
     ]
+
+
+def _our_layers(
+    store: ImageStore, inputs: BuildInputs, *, epoch: int, progress: Callable[[str], None]
+) -> list[LayerReport]:
+    """The dependency layer (cached or built; absent without dependency files) and
+    the app layer."""
+    layers = []
     deps = dependency_layer(store, inputs, progress=progress)
-    ours = []
     if deps is not None:
-        progress(
-            f"dependency layer {deps.blob.digest[:19]} ({'cached' if deps.cached else 'built'})"
+        state = "cached" if deps.cached else "built"
+        progress(f"dependency layer {deps.blob.digest[:19]} ({state})")
+        blob = deps.blob
+        layers.append(
+            LayerReport("dependencies", blob.digest, blob.diff_id, blob.size, deps.cached)
         )
-        ours.append(("dependencies", deps.blob, deps.cached))
     progress("app layer: collecting the build context")
     entries = app_entries(
         inputs.context,
@@ -93,26 +127,8 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
     )
     app = write_layer(store, entries, mtime=epoch)
     progress(f"app layer {app.digest[:19]} ({len(entries)} entries)")
-    ours.append(("app", app, False))
-    reports += [LayerReport(role, b.digest, b.diff_id, b.size, c) for role, b, c in ours]
-    config = image_config(
-        base=stack.config,
-        metadata=_metadata(inputs, revision, with_deps=deps is not None, base=stack.config),
-        diff_ids=[b.diff_id for _, b, _ in ours],
-        history=[f"immute {role} layer" for role, _, _ in ours],
-        created=rfc3339(epoch),
-        architecture=_ARCHITECTURES.get(os.uname().machine, os.uname().machine),
-    )
-    config_desc = store.put_json(config)
-    manifest = image_manifest(
-        Descriptor(MEDIA_CONFIG, config_desc.digest, config_desc.size),
-        [*stack.layers, *(b.descriptor() for _, b, _ in ours)],
-    )
-    manifest_desc = store.put_json(manifest)
-    name = f"{inputs.app}:latest"
-    store.add_image(manifest_desc, name=name)
-    progress(f"image {manifest_desc.digest} named {name}")
-    return BuildResult(manifest_desc.digest, config_desc.digest, name, tuple(reports))
+    layers.append(LayerReport("app", app.digest, app.diff_id, app.size, False))
+    return layers
 
 
 def _state_inside(store: ImageStore, inputs: BuildInputs) -> list[str]:
