@@ -110,3 +110,27 @@ def test_prune_waits_for_a_build_in_progress(tmp_path: Path) -> None:
     worker.join(timeout=60)
     assert results and results[0].blobs == [pending]
     assert not store.has_blob(pending)
+
+
+def test_concurrent_builds_into_one_store_all_land_in_the_index(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from immute.images.builder import build
+    from immute.images.inputs import BuildInputs
+
+    store = ImageStore(tmp_path / "images")
+
+    def one(i: int) -> str:
+        context = tmp_path / f"app{i}"
+        context.mkdir()
+        (context / "main.py").write_text(f"print({i})\n")
+        inputs = BuildInputs(app=f"app{i}", context=context, processes={"web": ["python3"]})
+        return build(store, inputs).manifest_digest
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        digests = list(pool.map(one, range(12)))
+    listed = {image.digest: image.names for image in store.images()}
+    assert set(listed) == set(digests)
+    assert sorted(name for names in listed.values() for name in names) == sorted(
+        f"app{i}:latest" for i in range(12)
+    )
