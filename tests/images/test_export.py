@@ -27,6 +27,14 @@ def _need(ok: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def _tool(name: str) -> str:
+    """The path of a command the test needs (a Debian package of the same name)."""
+    path = shutil.which(name)
+    _need(path is not None, f"{name} is not installed (apt-get install {name})")
+    assert path is not None
+    return path
+
+
 def _docker_engine() -> None:
     docker = shutil.which("docker")
     answers = docker is not None and (
@@ -151,9 +159,7 @@ def _spec_app(app: Path) -> str:
 def test_skopeo_reads_the_export_as_oci_archive_and_docker_archive(
     exported: tuple[Path, Path, dict[str, Any]],
 ) -> None:
-    skopeo = shutil.which("skopeo")
-    _need(skopeo is not None, "skopeo is not installed (apt-get install skopeo)")
-    assert skopeo is not None
+    skopeo = _tool("skopeo")
     _, out, build = exported
     oci = subprocess.run(
         [skopeo, "inspect", f"oci-archive:{out}"], capture_output=True, text=True, check=False
@@ -176,9 +182,7 @@ def test_skopeo_reads_the_export_as_oci_archive_and_docker_archive(
 def test_skopeo_copies_the_export_to_a_docker_archive_that_imports_back(
     exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    skopeo = shutil.which("skopeo")
-    _need(skopeo is not None, "skopeo is not installed (apt-get install skopeo)")
-    assert skopeo is not None
+    skopeo = _tool("skopeo")
     _, out, _ = exported
     copy = tmp_path / "copy.tar"
     copied = subprocess.run(
@@ -200,9 +204,7 @@ def test_skopeo_copies_the_export_to_a_docker_archive_that_imports_back(
 def test_podman_loads_the_export_with_the_config_digest_as_image_id(
     exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    podman = shutil.which("podman")
-    _need(podman is not None, "podman is not installed (apt-get install podman)")
-    assert podman is not None
+    podman = _tool("podman")
     app, out, build = exported
     # A private store, so nothing else is touched; podman wants a short runroot path.
     runroot = Path(tempfile.mkdtemp(prefix="immute-podman-"))
