@@ -28,7 +28,8 @@ def test_deps_fetch_then_offline_build_installs_only_from_the_wheelhouse(
     layers = layers_by_role(json.loads(built.stdout))
     assert layers["dependencies"]["cached"] is False
     (app / "requirements.txt").write_text("tinydep==1.0\notherdep==2.0\n")
-    missing = immute("build", "--offline", cwd=app, env={"PIP_FIND_LINKS": str(tmp_path)})
+    # otherdep is in the local index that pip's settings point at, not in the wheelhouse.
+    missing = immute("build", "--offline", cwd=app, env=local_pip)
     assert missing.returncode == 1
     errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and missing.stderr.endswith(errors[0] + "\n")

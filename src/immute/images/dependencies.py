@@ -163,6 +163,11 @@ def run_pip(python: str, args: Sequence[str], *, offline: bool, wheelhouse: Path
     """Run pip; turn its failure into one line naming the missing distribution if any."""
     argv = [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q", *args]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if offline:
+        # Only the wheelhouse: no PIP_* variable and no configuration file may add
+        # an index or a find-links directory behind its back.
+        env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+        env["PIP_CONFIG_FILE"] = os.devnull
     result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if result.returncode == 0:
         return
