@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tarfile
@@ -27,7 +28,7 @@ from immute.core.digests import canonical_json
 from immute.core.oci_image import (
     ANNOTATION_REF_NAME,
     DEFAULT_EPOCH,
-    GZIP_LAYER_TYPES,
+    DOCKER_MANIFEST,
     MEDIA_CONFIG,
     MEDIA_LAYER_GZIP,
     MEDIA_LAYER_TAR,
@@ -126,8 +127,6 @@ def _add_file(tar: tarfile.TarFile, name: str, handle: IO[bytes], size: int) -> 
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
     _add_file(tar, name, io.BytesIO(data), len(data))
 
 
@@ -241,11 +240,7 @@ def _stage_oci(
 
     blob(entry)
     manifest_json = json.loads(staged.files[entry.digest].read_bytes())
-    if manifest_json.get("mediaType") not in (
-        MEDIA_MANIFEST,
-        None,
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ):
+    if manifest_json.get("mediaType") not in (MEDIA_MANIFEST, None, DOCKER_MANIFEST):
         kind = manifest_json.get("mediaType")
         raise ImageError(f"{archive.path}: manifest {entry.digest}: unsupported media type {kind}")
     try:
@@ -350,7 +345,3 @@ def _rehash(store: ImageStore, desc: Descriptor, kind: str) -> VerifiedBlob:
             f"{kind} blob {desc.digest} is corrupt: content hashes to {actual}, {size} bytes"
         )
     return VerifiedBlob(desc.digest, size, kind)
-
-
-def is_gzip_layer(desc: Descriptor) -> bool:
-    return desc.media_type in GZIP_LAYER_TYPES
