@@ -65,21 +65,16 @@ def export_image(store: ImageStore, digest: str, out: Path) -> str:
     """Write the image as one OCI-layout + docker-archive tar; return its repo tag."""
     manifest = store.manifest(digest)
     tag = repo_tag(store, digest)
-    index = image_index(
-        [
-            {
-                **Descriptor(
-                    MEDIA_MANIFEST, digest, store.blob_path(digest).stat().st_size
-                ).to_json(),
-                "annotations": {ANNOTATION_REF_NAME: tag},
-            }
-        ]
-    )
-    docker = docker_archive_manifest(
-        config_digest=manifest.config.digest,
-        layer_digests=[layer.digest for layer in manifest.layers],
-        repo_tags=[tag],
-    )
+    entry = Descriptor(MEDIA_MANIFEST, digest, _size(store, digest)).to_json()
+    documents = {
+        "index.json": image_index([{**entry, "annotations": {ANNOTATION_REF_NAME: tag}}]),
+        "manifest.json": docker_archive_manifest(
+            config_digest=manifest.config.digest,
+            layer_digests=[layer.digest for layer in manifest.layers],
+            repo_tags=[tag],
+        ),
+        "oci-layout": {"imageLayoutVersion": OCI_LAYOUT_VERSION},
+    }
     blobs = sorted({digest, *(b.digest for b in manifest.blobs())})
     temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
@@ -88,18 +83,10 @@ def export_image(store: ImageStore, digest: str, out: Path) -> str:
             _add_dir(tar, "blobs/sha256")
             for blob in blobs:
                 with store.blob_path(blob).open("rb") as handle:
-                    _add_file(
-                        tar,
-                        f"blobs/sha256/{hex_of(blob)}",
-                        handle,
-                        os.fstat(handle.fileno()).st_size,
-                    )
-            for name, data in (
-                ("index.json", canonical_json(index)),
-                ("manifest.json", canonical_json(docker)),
-                ("oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION})),
-            ):
-                _add_bytes(tar, name, data)
+                    size = os.fstat(handle.fileno()).st_size
+                    _add_file(tar, f"blobs/sha256/{hex_of(blob)}", handle, size)
+            for name, document in documents.items():
+                _add_bytes(tar, name, canonical_json(document))
         os.replace(temp, out)
     except BaseException:
         temp.unlink(missing_ok=True)
