@@ -20,7 +20,7 @@ from immute.errors import ImmuteError
 from immute.images.roots import unpack_image
 from immute.images.store import ImageStore
 
-OUTSIDE = Path(tempfile.gettempdir()) / "immute-property-outside"
+OUTSIDE = Path(tempfile.gettempdir()) / f"immute-property-outside-{os.getpid()}"
 SEGMENTS = ["a", "b", "..", ".", "link", ".wh.a", ".wh..wh..opq", str(OUTSIDE).lstrip("/")]
 
 
