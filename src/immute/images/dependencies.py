@@ -32,6 +32,12 @@ from immute.images.store import ImageStore, atomic_write
 
 DEFAULT_DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
 _MISSING = re.compile(r"No matching distribution found for (\S+)")
+_FOREIGN_LOCKS = {
+    "uv.lock": "uv export --format requirements-txt -o requirements.lock",
+    "poetry.lock": "poetry export -o requirements.lock",
+    "Pipfile.lock": "pipenv requirements > requirements.lock",
+    "pdm.lock": "pdm export -o requirements.lock",
+}
 _SHEBANG = re.compile(rb"^#![^\n]*python[^\n]*\n")
 
 
@@ -80,6 +86,11 @@ def requirement_args(context: Path, files: Sequence[str]) -> list[str]:
         path = context / name
         if not path.is_file():
             raise DependencyError(f"dependency file {path} does not exist")
+        if path.name in _FOREIGN_LOCKS:
+            raise DependencyError(
+                f"{path}: pip cannot install from {path.name}; export it in requirements "
+                f"format ({_FOREIGN_LOCKS[path.name]}) and list that file in build.dependencies"
+            )
         if path.name == "pyproject.toml":
             args.extend(_pyproject_dependencies(path))
         else:
