@@ -167,3 +167,67 @@ def test_build_without_a_spec_is_a_one_line_error(tmp_path: Path) -> None:
     result = immute("build", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "immute.yaml" in result.stderr
+
+
+def test_a_base_image_pinned_by_digest_is_the_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layer_kit import docker_archive, layer
+
+    app = write_app(tmp_path / "shop", requirements=None)
+    base_tar = docker_archive(
+        tmp_path / "base.tar", [layer(("file", "usr/bin/python3", "#!/bin/sh\n", "0755"))]
+    )
+    imported = immute("image", "import", str(base_tar), cwd=app)
+    assert imported.returncode == 0, imported.stderr
+    base = imported.stdout.split()[1]
+    # A base image is a stack for the docker runtime (the process runtime runs on the host).
+    spec = (app / "immute.yaml").read_text() + "runtime: docker\n"
+    with_stack = spec.replace("  context: .\n", "  context: .\n  stack: STACK\n")
+    (app / "immute.yaml").write_text(with_stack.replace("STACK", base))
+    build = build_here(app, {}, monkeypatch)
+    roles = [layer["role"] for layer in build["layers"]]
+    assert roles == ["stack", "app"]
+    assert build["layers"][0]["cached"] is True and build["layers"][0]["diff_id"].startswith("sha")
+    manifest = json.loads(_blob(app, build["manifest_digest"]).read_text())
+    base_manifest = json.loads(_blob(app, base).read_text())
+    assert manifest["layers"][0] == base_manifest["layers"][0]
+    config = _config(app, build)
+    assert config["config"]["Labels"]["dev.immute.stack"] == base
+    assert len(config["rootfs"]["diff_ids"]) == 2
+    (app / "immute.yaml").write_text(with_stack.replace("STACK", "sha256:" + "0" * 64))
+    missing = immute("build", cwd=app)
+    assert missing.returncode == 1 and "not in the store" in missing.stderr
+
+
+def test_a_state_directory_inside_the_context_stays_out_of_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = write_app(tmp_path / "shop", requirements=None)
+    build = build_here(app, {"IMMUTE_STATE_DIR": str(app / "state")}, monkeypatch)
+    app_layer = layers_by_role(build)["app"]["digest"]
+    blob = app / "state" / "images" / "blobs" / "sha256" / app_layer.removeprefix("sha256:")
+    with tarfile.open(blob) as tar:
+        names = tar.getnames()
+    assert "app/app.py" in names
+    assert not any(name.startswith("app/state") for name in names)
+
+
+def test_pyproject_dependencies_are_installed_when_there_is_no_requirements_file(
+    tmp_path: Path, local_pip: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = write_app(tmp_path / "shop", requirements=None)
+    (app / "pyproject.toml").write_text(
+        '[project]\nname = "shop"\nversion = "1"\ndependencies = ["otherdep==2.0"]\n'
+    )
+    layers = layers_by_role(build_here(app, local_pip, monkeypatch))
+    with tarfile.open(_blob(app, layers["dependencies"]["digest"])) as tar:
+        names = tar.getnames()
+    assert "opt/immute/deps/otherdep/__init__.py" in names
+    assert not any("tinydep" in name for name in names)
+    (app / "pyproject.toml").write_text('[project\nname = "broken"\n')
+    result = immute("build", cwd=app, env=local_pip)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        f"error: {app / 'pyproject.toml'}: cannot read"
+    )

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,14 @@ def _need(ok: bool, reason: str) -> None:
     if os.environ.get("IMMUTE_REQUIRE_DOCKER") == "1":
         pytest.fail(f"IMMUTE_REQUIRE_DOCKER=1 but {reason}")
     pytest.skip(reason)
+
+
+def _tool(name: str) -> str:
+    """The path of a command the test needs (a Debian package of the same name)."""
+    path = shutil.which(name)
+    _need(path is not None, f"{name} is not installed (apt-get install {name})")
+    assert path is not None
+    return path
 
 
 def _docker_engine() -> None:
@@ -45,6 +54,7 @@ def exported(
     app = write_app(tmp_path / "shop")
     name = f"immute-test-{uuid.uuid4().hex[:10]}"
     spec = (app / "immute.yaml").read_text().replace("app: demo", f"app: {name}")
+    spec += "  worker:\n    command: python3 app.py\n"
     (app / "immute.yaml").write_text(spec)
     with pytest.MonkeyPatch.context() as monkeypatch:
         env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheel_index)}
@@ -58,7 +68,11 @@ def exported(
 def test_export_is_an_oci_layout_and_a_docker_archive_that_imports_back(
     exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    _, out, build = exported
+    app, out, build = exported
+    again = tmp_path / "again.tar"
+    result = immute("image", "export", str(build["manifest_digest"]), "-o", str(again), cwd=app)
+    assert result.returncode == 0, result.stderr
+    assert again.read_bytes() == out.read_bytes(), "exports are reproducible too"
     with tarfile.open(out) as tar:
         names = tar.getnames()
         index = json.loads(_read(tar, "index.json"))
@@ -150,9 +164,7 @@ def _spec_app(app: Path) -> str:
 def test_skopeo_reads_the_export_as_oci_archive_and_docker_archive(
     exported: tuple[Path, Path, dict[str, Any]],
 ) -> None:
-    skopeo = shutil.which("skopeo")
-    _need(skopeo is not None, "skopeo is not installed (apt-get install skopeo)")
-    assert skopeo is not None
+    skopeo = _tool("skopeo")
     _, out, build = exported
     oci = subprocess.run(
         [skopeo, "inspect", f"oci-archive:{out}"], capture_output=True, text=True, check=False
@@ -169,3 +181,82 @@ def test_skopeo_reads_the_export_as_oci_archive_and_docker_archive(
     assert json.loads(docker.stdout)["rootfs"]["diff_ids"] == [
         layer["diff_id"] for layer in build["layers"]
     ]
+
+
+@pytest.mark.docker
+def test_skopeo_copies_the_export_to_a_docker_archive_that_imports_back(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    skopeo = _tool("skopeo")
+    _, out, _ = exported
+    copy = tmp_path / "copy.tar"
+    copied = subprocess.run(
+        [skopeo, "copy", f"oci-archive:{out}", f"docker-archive:{copy}:copied:1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert copied.returncode == 0, copied.stderr
+    imported = immute("image", "import", str(copy), cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    listed = json.loads(immute("images", "--json", cwd=tmp_path).stdout)
+    assert [row["names"] for row in listed] == [["docker.io/library/copied:1"]]
+    verified = immute("image", "verify", "docker.io/library/copied:1", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+
+
+@pytest.mark.docker
+def test_podman_loads_the_export_with_the_config_digest_as_image_id(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    podman = _tool("podman")
+    app, out, build = exported
+    # A private store, so nothing else is touched; podman wants a short runroot path.
+    runroot = Path(tempfile.mkdtemp(prefix="immute-podman-"))
+    storage = [podman, "--storage-driver", "vfs", "--root", str(tmp_path / "root")]
+    storage += ["--runroot", str(runroot)]
+    try:
+        _podman_load(
+            storage, out, name=f"localhost/{json.loads(_spec_app(app))}:latest", build=build
+        )
+    finally:
+        shutil.rmtree(runroot, ignore_errors=True)
+
+
+def _podman_load(storage: list[str], out: Path, *, name: str, build: dict[str, Any]) -> None:
+    loaded = subprocess.run(
+        [*storage, "load", "-i", str(out)], capture_output=True, text=True, check=False, timeout=240
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert name in loaded.stdout
+    inspect = subprocess.run(
+        [*storage, "image", "inspect", "--format", "{{.Id}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    assert inspect.stdout.strip() == str(build["config_digest"]).removeprefix("sha256:")
+
+
+def test_a_process_runs_from_the_materialised_root_on_the_host_stack(
+    exported: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    from immute.images.host_run import host_run
+    from immute.images.store import ImageStore
+
+    app, _, build = exported
+    store = ImageStore(app / ".immute" / "images")
+    run = host_run(store, build["manifest_digest"], host_env={"PATH": os.environ["PATH"]})
+    argv = run.processes["worker"]
+    assert argv == ["python3", "app.py"]
+    assert run.processes["web"] == ["python", "-m", "http.server", "$PORT"]
+    executable = shutil.which(argv[0], path=run.env["PATH"])
+    assert executable is not None
+    result = subprocess.run(
+        [executable, *argv[1:]], cwd=run.cwd, env=run.env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1.0\n", "the image's code and its dependency layer ran"
+    assert run.env["PYTHONPATH"] == str(run.root / "opt" / "immute" / "deps")
+    assert not any(run.root.rglob("__pycache__")), "nothing was written into the root"

@@ -28,7 +28,8 @@ def test_deps_fetch_then_offline_build_installs_only_from_the_wheelhouse(
     layers = layers_by_role(json.loads(built.stdout))
     assert layers["dependencies"]["cached"] is False
     (app / "requirements.txt").write_text("tinydep==1.0\notherdep==2.0\n")
-    missing = immute("build", "--offline", cwd=app, env={"PIP_FIND_LINKS": str(tmp_path)})
+    # otherdep is in the local index that pip's settings point at, not in the wheelhouse.
+    missing = immute("build", "--offline", cwd=app, env=local_pip)
     assert missing.returncode == 1
     errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and missing.stderr.endswith(errors[0] + "\n")
@@ -110,3 +111,27 @@ def test_prune_waits_for_a_build_in_progress(tmp_path: Path) -> None:
     worker.join(timeout=60)
     assert results and results[0].blobs == [pending]
     assert not store.has_blob(pending)
+
+
+def test_concurrent_builds_into_one_store_all_land_in_the_index(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from immute.images.builder import build
+    from immute.images.inputs import BuildInputs
+
+    store = ImageStore(tmp_path / "images")
+
+    def one(i: int) -> str:
+        context = tmp_path / f"app{i}"
+        context.mkdir()
+        (context / "main.py").write_text(f"print({i})\n")
+        inputs = BuildInputs(app=f"app{i}", context=context, processes={"web": ["python3"]})
+        return build(store, inputs).manifest_digest
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        digests = list(pool.map(one, range(12)))
+    listed = {image.digest: image.names for image in store.images()}
+    assert set(listed) == set(digests)
+    assert sorted(name for names in listed.values() for name in names) == sorted(
+        f"app{i}:latest" for i in range(12)
+    )

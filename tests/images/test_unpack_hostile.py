@@ -228,3 +228,13 @@ def test_materialised_roots_are_shared_and_read_only(sandbox: Sandbox) -> None:
     assert (root / "app" / "main.py").read_text() == "print(1)\n"
     for path in (root, root / "app", root / "app" / "main.py"):
         assert stat.S_IMODE(path.stat().st_mode) & 0o222 == 0
+
+
+def test_concurrent_materialisations_share_one_root(sandbox: Sandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    digest = store_image(sandbox.store, [layer(("file", "app/main.py", "print(1)\n"))])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        roots = set(pool.map(lambda _: materialise(sandbox.store, digest), range(8)))
+    assert len(roots) == 1
+    assert [p.name for p in roots.pop().parent.iterdir()] == [digest.removeprefix("sha256:")]

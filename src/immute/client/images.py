@@ -8,56 +8,31 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from immute.client.specfile import DEFAULT_SPEC, read_spec, state_dir
-from immute.core.spec_loading import LoadedSpec
-from immute.errors import ImageError, UsageError
-from immute.images.archive import export_image, import_archive, verify_image
-from immute.images.builder import build
-from immute.images.dependencies import default_dependency_files, fetch_wheels
-from immute.images.inputs import BuildInputs, BuildResult
-from immute.images.prune import PruneReport, prune
-from immute.images.roots import unpack_image
-from immute.images.store import ImageStore
-from immute.images.unpack import UnpackReport
+from immute.client.specfile import state_dir
+from immute.errors import NotFoundError, UsageError
+from immute.images.store import ImageStore, StoredImage
+
+if TYPE_CHECKING:
+    from immute.core.release import Release
+    from immute.images.inputs import BuildResult
+    from immute.images.prune import PruneReport
+    from immute.images.unpack import UnpackReport
+
+# Each function imports the image modules it uses: `immute build` must not pay
+# for the archive and prune code, and a warm build is measured end to end.
 
 
-def image_store(file: str | None) -> ImageStore:
-    return ImageStore(state_dir(file) / "images")
+def image_store(file: str | None, *, create: bool = True) -> ImageStore:
+    """The app's store; commands that only read pass ``create=False``."""
+    return ImageStore(state_dir(file) / "images", create=create)
 
 
 def wheelhouse_path(file: str | None, override: str | None) -> Path:
     """``--wheelhouse``, else ``$IMMUTE_WHEELHOUSE``, else ``wheelhouse/`` in the state dir."""
     chosen = override or os.environ.get("IMMUTE_WHEELHOUSE")
     return Path(chosen) if chosen else state_dir(file) / "wheelhouse"
-
-
-def inputs_from_spec(
-    loaded: LoadedSpec, spec_path: Path, *, offline: bool = False, wheelhouse: Path | None = None
-) -> BuildInputs:
-    """The build inputs a loaded spec describes; paths are relative to the spec."""
-    spec = loaded.spec
-    if spec.build.dockerfile is not None:
-        raise ImageError(
-            f"{spec_path}: build.dockerfile: building a stack from a Dockerfile is not "
-            "supported; import the base image and pin its digest in build.stack"
-        )
-    context = (spec_path.parent / spec.build.context).resolve()
-    dependencies = tuple(spec.build.dependencies) or default_dependency_files(context)
-    return BuildInputs(
-        app=spec.app,
-        context=context,
-        processes={name: tuple(p.command) for name, p in spec.processes.items()},
-        include=tuple(spec.build.include),
-        exclude=tuple(spec.build.exclude),
-        dependency_files=dependencies,
-        stack=spec.build.stack,
-        workdir=spec.build.workdir,
-        env=dict(spec.env),
-        spec_digest=loaded.spec_digest,
-        offline=offline,
-        wheelhouse=wheelhouse,
-    )
 
 
 def build_image(
@@ -68,9 +43,12 @@ def build_image(
     wheelhouse: str | None,
     progress: Callable[[str], None],
 ) -> BuildResult:
-    loaded = read_spec(file, destination)
+    from immute.client.build_inputs import inputs_from_fields, load_build_fields
+    from immute.images.builder import build
+
+    fields = load_build_fields(file, destination)
     house = wheelhouse_path(file, wheelhouse)
-    inputs = inputs_from_spec(loaded, Path(file or DEFAULT_SPEC), offline=offline, wheelhouse=house)
+    inputs = inputs_from_fields(fields, offline=offline, wheelhouse=house)
     return build(image_store(file), inputs, progress=progress)
 
 
@@ -78,8 +56,10 @@ def fetch_dependencies(
     file: str | None, destination: str | None, wheelhouse: str | None
 ) -> tuple[Path, list[str]]:
     """Fill the wheelhouse with the app's dependencies; return it and its wheels."""
-    loaded = read_spec(file, destination)
-    inputs = inputs_from_spec(loaded, Path(file or DEFAULT_SPEC))
+    from immute.client.build_inputs import inputs_from_fields, load_build_fields
+    from immute.images.dependencies import fetch_wheels
+
+    inputs = inputs_from_fields(load_build_fields(file, destination))
     house = wheelhouse_path(file, wheelhouse)
     wheels = fetch_wheels(
         python=inputs.python,
@@ -111,8 +91,11 @@ class ImageRow:
 def list_images(
     file: str | None, *, releases: Mapping[str, Sequence[str]] | None = None
 ) -> list[ImageRow]:
-    """Every stored image, newest first; ``releases`` maps an image digest to the
-    releases that use it (supplied by the release store)."""
+    """Every stored image, newest first, with the releases that use it (from the
+    state store unless ``releases`` maps image digests to release names)."""
+    from immute.core.image_retention import images_in_use
+
+    used = releases if releases is not None else images_in_use(_releases(file))
     now = int(time.time())
     rows = [
         ImageRow(
@@ -120,15 +103,47 @@ def list_images(
             names=image.names,
             size=image.size,
             age_seconds=None if image.stored_at is None else max(0, now - image.stored_at),
-            releases=tuple((releases or {}).get(image.digest, ())),
+            releases=tuple(used.get(image.digest, ())),
         )
-        for image in image_store(file).images()
+        for image in _existing_images(file)
     ]
     return sorted(rows, key=lambda r: (r.age_seconds is None, r.age_seconds or 0, r.digest))
 
 
+def _releases(file: str | None) -> list[Release]:
+    """Every release in the state store; none when there is no database yet."""
+    from immute.store import Store
+
+    directory = state_dir(file)
+    if not Store.exists(directory):
+        return []
+    with Store.open(directory) as store:
+        return store.releases.all()
+
+
+def _retain_images(file: str | None) -> int:
+    """``retain.images`` of the spec, or its default when there is no spec file."""
+    from immute.core.spec import Retain
+
+    try:
+        from immute.client.specfile import read_spec
+
+        return read_spec(file).spec.retain.images
+    except NotFoundError:
+        return Retain().images
+
+
+def _existing_images(file: str | None) -> list[StoredImage]:
+    try:
+        return image_store(file, create=False).images()
+    except NotFoundError:
+        return []
+
+
 def export(file: str | None, ref: str, out: Path) -> tuple[str, str]:
-    store = image_store(file)
+    from immute.images.archive import export_image
+
+    store = image_store(file, create=False)
     digest = store.resolve(ref)
     return digest, export_image(store, digest, out)
 
@@ -136,18 +151,24 @@ def export(file: str | None, ref: str, out: Path) -> tuple[str, str]:
 def import_(file: str | None, archive: Path) -> tuple[str, str | None]:
     if not archive.is_file():
         raise UsageError(f"{archive}: no such file")
+    from immute.images.archive import import_archive
+
     return import_archive(image_store(file), archive)
 
 
 def verify(file: str | None, ref: str) -> tuple[str, int]:
     """Re-hash every blob of the image; return (digest, number of blobs checked)."""
-    store = image_store(file)
+    from immute.images.archive import verify_image
+
+    store = image_store(file, create=False)
     digest = store.resolve(ref)
     return digest, len(verify_image(store, digest))
 
 
 def unpack(file: str | None, ref: str, target: Path) -> tuple[str, UnpackReport]:
-    store = image_store(file)
+    from immute.images.roots import unpack_image
+
+    store = image_store(file, create=False)
     digest = store.resolve(ref)
     return digest, unpack_image(store, digest, target)
 
@@ -155,8 +176,13 @@ def unpack(file: str | None, ref: str, target: Path) -> tuple[str, UnpackReport]
 def prune_images(
     file: str | None, *, keep: Sequence[str], referenced: Collection[str] = (), dry_run: bool
 ) -> PruneReport:
-    """Collect what neither a name, ``keep`` (refs) nor ``referenced`` (digests of
-    retained releases and running instances) holds."""
-    store = image_store(file)
+    """Collect what nothing holds: not a name (``app:latest``), not ``keep`` (refs),
+    not the images of the releases that ``retain.images`` keeps (or of a pending or
+    active release), not ``referenced`` (digests, e.g. of running instances)."""
+    from immute.core.image_retention import retained_images
+    from immute.images.prune import prune
+
+    store = image_store(file, create=False)
     wanted = {store.resolve(ref) for ref in keep} | set(referenced)
+    wanted |= retained_images(_releases(file), keep=_retain_images(file))
     return prune(store, wanted, keep_named=True, dry_run=dry_run)

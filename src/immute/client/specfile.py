@@ -30,7 +30,8 @@ def spec_paths(file: str | None, destination: str | None) -> list[Path]:
 
 def read_spec(file: str | None = None, destination: str | None = None) -> LoadedSpec:
     """Load, validate and normalise the spec; raise SpecError listing every problem."""
-    from immute.core.spec_loading import Source, load_spec  # pydantic: only when needed
+    # Imported here: pydantic is costly to import and some callers only need paths.
+    from immute.core.spec_loading import Source, load_spec
 
     sources = []
     for path in spec_paths(file, destination):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tarfile
@@ -27,7 +28,7 @@ from immute.core.digests import canonical_json
 from immute.core.oci_image import (
     ANNOTATION_REF_NAME,
     DEFAULT_EPOCH,
-    GZIP_LAYER_TYPES,
+    DOCKER_MANIFEST,
     MEDIA_CONFIG,
     MEDIA_LAYER_GZIP,
     MEDIA_LAYER_TAR,
@@ -64,21 +65,16 @@ def export_image(store: ImageStore, digest: str, out: Path) -> str:
     """Write the image as one OCI-layout + docker-archive tar; return its repo tag."""
     manifest = store.manifest(digest)
     tag = repo_tag(store, digest)
-    index = image_index(
-        [
-            {
-                **Descriptor(
-                    MEDIA_MANIFEST, digest, store.blob_path(digest).stat().st_size
-                ).to_json(),
-                "annotations": {ANNOTATION_REF_NAME: tag.rpartition(":")[2]},
-            }
-        ]
-    )
-    docker = docker_archive_manifest(
-        config_digest=manifest.config.digest,
-        layer_digests=[layer.digest for layer in manifest.layers],
-        repo_tags=[tag],
-    )
+    entry = Descriptor(MEDIA_MANIFEST, digest, _size(store, digest)).to_json()
+    documents = {
+        "index.json": image_index([{**entry, "annotations": {ANNOTATION_REF_NAME: tag}}]),
+        "manifest.json": docker_archive_manifest(
+            config_digest=manifest.config.digest,
+            layer_digests=[layer.digest for layer in manifest.layers],
+            repo_tags=[tag],
+        ),
+        "oci-layout": {"imageLayoutVersion": OCI_LAYOUT_VERSION},
+    }
     blobs = sorted({digest, *(b.digest for b in manifest.blobs())})
     temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
@@ -87,18 +83,10 @@ def export_image(store: ImageStore, digest: str, out: Path) -> str:
             _add_dir(tar, "blobs/sha256")
             for blob in blobs:
                 with store.blob_path(blob).open("rb") as handle:
-                    _add_file(
-                        tar,
-                        f"blobs/sha256/{hex_of(blob)}",
-                        handle,
-                        os.fstat(handle.fileno()).st_size,
-                    )
-            for name, data in (
-                ("index.json", canonical_json(index)),
-                ("manifest.json", canonical_json(docker)),
-                ("oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION})),
-            ):
-                _add_bytes(tar, name, data)
+                    size = os.fstat(handle.fileno()).st_size
+                    _add_file(tar, f"blobs/sha256/{hex_of(blob)}", handle, size)
+            for name, document in documents.items():
+                _add_bytes(tar, name, canonical_json(document))
         os.replace(temp, out)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -126,8 +114,6 @@ def _add_file(tar: tarfile.TarFile, name: str, handle: IO[bytes], size: int) -> 
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
     _add_file(tar, name, io.BytesIO(data), len(data))
 
 
@@ -208,8 +194,12 @@ def _stage(
     store: ImageStore, source: IO[bytes], staged: _Staged, *, expect: Descriptor | None
 ) -> Descriptor:
     with store.temp_file() as temp:
-        writer = HashingWriter(temp)
-        copy_stream(source, writer)
+        try:
+            writer = HashingWriter(temp)
+            copy_stream(source, writer)
+        except BaseException:
+            Path(temp.name).unlink()
+            raise
     if expect is not None and (writer.digest != expect.digest or writer.size != expect.size):
         Path(temp.name).unlink()
         got = f"{writer.digest}, {writer.size} bytes"
@@ -237,11 +227,7 @@ def _stage_oci(
 
     blob(entry)
     manifest_json = json.loads(staged.files[entry.digest].read_bytes())
-    if manifest_json.get("mediaType") not in (
-        MEDIA_MANIFEST,
-        None,
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ):
+    if manifest_json.get("mediaType") not in (MEDIA_MANIFEST, None, DOCKER_MANIFEST):
         kind = manifest_json.get("mediaType")
         raise ImageError(f"{archive.path}: manifest {entry.digest}: unsupported media type {kind}")
     try:
@@ -254,7 +240,19 @@ def _stage_oci(
         raise ImageError(f"{archive.path}: manifest {entry.digest}: {exc}") from None
     for desc in (config, *layers):
         blob(desc)
-    return Manifest(entry.digest, config, layers), name if isinstance(name, str) else None
+    if not isinstance(name, str):
+        name = _repo_tag(archive) if "manifest.json" in archive.members else None
+    return Manifest(entry.digest, config, layers), name
+
+
+def _repo_tag(archive: _Archive) -> str | None:
+    """The first ``RepoTags`` entry of a docker-archive ``manifest.json``, if any."""
+    items = archive.json("manifest.json")
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        tags = items[0].get("RepoTags") or []
+        if tags and isinstance(tags[0], str):
+            return tags[0]
+    return None
 
 
 def _stage_docker(
@@ -279,9 +277,7 @@ def _stage_docker(
         temp.write(data)
     manifest_digest = "sha256:" + hashlib.sha256(data).hexdigest()
     staged.files[manifest_digest] = Path(temp.name)
-    tags = item.get("RepoTags") or []
-    name = tags[0] if tags and isinstance(tags[0], str) else None
-    return Manifest(manifest_digest, config, tuple(layers)), name
+    return Manifest(manifest_digest, config, tuple(layers)), _repo_tag(archive)
 
 
 def _check_layers(store: ImageStore, manifest: Manifest, staged: _Staged, *, where: str) -> None:
@@ -336,7 +332,3 @@ def _rehash(store: ImageStore, desc: Descriptor, kind: str) -> VerifiedBlob:
             f"{kind} blob {desc.digest} is corrupt: content hashes to {actual}, {size} bytes"
         )
     return VerifiedBlob(desc.digest, size, kind)
-
-
-def is_gzip_layer(desc: Descriptor) -> bool:
-    return desc.media_type in GZIP_LAYER_TYPES

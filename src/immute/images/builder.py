@@ -8,7 +8,6 @@ same manifest digest in any directory, on any machine, at any time.
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from immute.core.oci_image import (
     LABEL_SPEC_DIGEST,
     LABEL_STACK,
     MEDIA_CONFIG,
+    MEDIA_LAYER_GZIP,
     Descriptor,
     ImageMetadata,
     build_epoch,
@@ -73,40 +73,73 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
     epoch = _epoch(commit_time)
     stack = _stack(store, inputs.stack)
     progress(f"stack {inputs.stack}: {len(stack.layers)} base layer(s)")
-    reports = [LayerReport("stack", d.digest, "", d.size, True) for d in stack.layers]
-    deps = dependency_layer(store, inputs, progress=progress)
-    ours = []
-    if deps is not None:
-        progress(
-            f"dependency layer {deps.blob.digest[:19]} ({'cached' if deps.cached else 'built'})"
-        )
-        ours.append(("dependencies", deps.blob, deps.cached))
-    progress("app layer: collecting the build context")
-    entries = app_entries(
-        inputs.context, include=inputs.include, exclude=inputs.exclude, workdir=inputs.workdir
-    )
-    app = write_layer(store, entries, mtime=epoch)
-    progress(f"app layer {app.digest[:19]} ({len(entries)} entries)")
-    ours.append(("app", app, False))
-    reports += [LayerReport(role, b.digest, b.diff_id, b.size, c) for role, b, c in ours]
+    ours = _our_layers(store, inputs, epoch=epoch, progress=progress)
+    with_deps = any(r.role == "dependencies" for r in ours)
     config = image_config(
         base=stack.config,
-        metadata=_metadata(inputs, revision, with_deps=deps is not None, base=stack.config),
-        diff_ids=[b.diff_id for _, b, _ in ours],
-        history=[f"immute {role} layer" for role, _, _ in ours],
+        metadata=_metadata(inputs, revision, with_deps=with_deps, base=stack.config),
+        diff_ids=[layer.diff_id for layer in ours],
+        history=[f"immute {layer.role} layer" for layer in ours],
         created=rfc3339(epoch),
-        architecture=_ARCHITECTURES.get(platform.machine(), platform.machine()),
+        architecture=_ARCHITECTURES.get(os.uname().machine, os.uname().machine),
     )
     config_desc = store.put_json(config)
     manifest = image_manifest(
         Descriptor(MEDIA_CONFIG, config_desc.digest, config_desc.size),
-        [*stack.layers, *(b.descriptor() for _, b, _ in ours)],
+        [*stack.layers, *(Descriptor(MEDIA_LAYER_GZIP, r.digest, r.size) for r in ours)],
     )
     manifest_desc = store.put_json(manifest)
     name = f"{inputs.app}:latest"
     store.add_image(manifest_desc, name=name)
     progress(f"image {manifest_desc.digest} named {name}")
-    return BuildResult(manifest_desc.digest, config_desc.digest, name, tuple(reports))
+    reports = (*_stack_reports(stack), *ours)
+    return BuildResult(manifest_desc.digest, config_desc.digest, name, reports)
+
+
+def _stack_reports(stack: Stack) -> list[LayerReport]:
+    diff_ids = ((stack.config or {}).get("rootfs") or {}).get("diff_ids") or []
+    return [
+        LayerReport("stack", d.digest, str(diff_id), d.size, True)
+        for d, diff_id in zip(stack.layers, diff_ids, strict=False)
+    ]
+
+
+def _our_layers(
+    store: ImageStore, inputs: BuildInputs, *, epoch: int, progress: Callable[[str], None]
+) -> list[LayerReport]:
+    """The dependency layer (cached or built; absent without dependency files) and
+    the app layer."""
+    layers = []
+    deps = dependency_layer(store, inputs, progress=progress)
+    if deps is not None:
+        state = "cached" if deps.cached else "built"
+        progress(f"dependency layer {deps.blob.digest[:19]} ({state})")
+        blob = deps.blob
+        layers.append(
+            LayerReport("dependencies", blob.digest, blob.diff_id, blob.size, deps.cached)
+        )
+    progress("app layer: collecting the build context")
+    entries = app_entries(
+        inputs.context,
+        include=inputs.include,
+        exclude=[*inputs.exclude, *_state_inside(store, inputs)],
+        workdir=inputs.workdir,
+    )
+    app = write_layer(store, entries, mtime=epoch)
+    progress(f"app layer {app.digest[:19]} ({len(entries)} entries)")
+    layers.append(LayerReport("app", app.digest, app.diff_id, app.size, False))
+    return layers
+
+
+def _state_inside(store: ImageStore, inputs: BuildInputs) -> list[str]:
+    """An anchored pattern for the state directory when it lies inside the context
+    (``$IMMUTE_STATE_DIR=./state``): the store must not end up in its own image."""
+    state = store.root.resolve().parent
+    try:
+        rel = state.relative_to(inputs.context.resolve())
+    except ValueError:
+        return []
+    return [f"/{rel.as_posix()}/"] if rel.parts else []
 
 
 def _epoch(commit_time: int | None) -> int:

@@ -98,5 +98,7 @@ def app_entries(
     under = workdir.strip("/")
     entries = [LayerEntry(under)]
     for rel in select_files(context, include=include, exclude=exclude):
-        entries.append(entry_for(context / rel, f"{under}/{rel}"))
+        entry = entry_for(context / rel, f"{under}/{rel}")
+        if entry is not None:
+            entries.append(entry)
     return entries

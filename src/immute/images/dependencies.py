@@ -10,6 +10,7 @@ path of the interpreter that happened to run pip.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,12 @@ from immute.images.store import ImageStore, atomic_write
 
 DEFAULT_DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
 _MISSING = re.compile(r"No matching distribution found for (\S+)")
+_FOREIGN_LOCKS = {
+    "uv.lock": "uv export --format requirements-txt -o requirements.lock",
+    "poetry.lock": "poetry export -o requirements.lock",
+    "Pipfile.lock": "pipenv requirements > requirements.lock",
+    "pdm.lock": "pdm export -o requirements.lock",
+}
 _SHEBANG = re.compile(rb"^#![^\n]*python[^\n]*\n")
 
 
@@ -80,6 +86,11 @@ def requirement_args(context: Path, files: Sequence[str]) -> list[str]:
         path = context / name
         if not path.is_file():
             raise DependencyError(f"dependency file {path} does not exist")
+        if path.name in _FOREIGN_LOCKS:
+            raise DependencyError(
+                f"{path}: pip cannot install from {path.name}; export it in requirements "
+                f"format ({_FOREIGN_LOCKS[path.name]}) and list that file in build.dependencies"
+            )
         if path.name == "pyproject.toml":
             args.extend(_pyproject_dependencies(path))
         else:
@@ -88,6 +99,8 @@ def requirement_args(context: Path, files: Sequence[str]) -> list[str]:
 
 
 def _pyproject_dependencies(path: Path) -> list[str]:
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -161,6 +174,11 @@ def run_pip(python: str, args: Sequence[str], *, offline: bool, wheelhouse: Path
     """Run pip; turn its failure into one line naming the missing distribution if any."""
     argv = [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q", *args]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if offline:
+        # Only the wheelhouse: no PIP_* variable and no configuration file may add
+        # an index or a find-links directory behind its back.
+        env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+        env["PIP_CONFIG_FILE"] = os.devnull
     result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if result.returncode == 0:
         return
@@ -189,21 +207,41 @@ def _install(store: ImageStore, inputs: BuildInputs, args: list[str]) -> LayerBl
             offline=inputs.offline,
             wheelhouse=inputs.wheelhouse,
         )
-        _normalise_tree(target)
+        normalise_install(target)
         return write_layer(store, entries_from_tree(target, under=DEPS_PREFIX), mtime=DEFAULT_EPOCH)
 
 
-def _normalise_tree(target: Path) -> None:
+def normalise_install(target: Path) -> None:
+    """Make a pip install independent of where it ran: no bytecode caches, and
+    scripts' ``#!`` lines name ``/usr/bin/env python3`` (their RECORD entries
+    re-hashed to match) instead of the interpreter that ran pip."""
     for cache in sorted(target.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache)
     bin_dir = target / "bin"
     if not bin_dir.is_dir():
         return
-    for script in bin_dir.iterdir():
+    rewritten: dict[str, str] = {}
+    for script in sorted(bin_dir.iterdir()):
         if script.is_file() and not script.is_symlink():
             data = script.read_bytes()
             if _SHEBANG.match(data):
-                script.write_bytes(_SHEBANG.sub(b"#!/usr/bin/env python3\n", data, count=1))
+                data = _SHEBANG.sub(b"#!/usr/bin/env python3\n", data, count=1)
+                script.write_bytes(data)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+                rewritten[script.name] = f"sha256={digest.decode()},{len(data)}"
+    if rewritten:
+        for record in target.glob("*.dist-info/RECORD"):
+            _fix_record(record, rewritten)
+
+
+def _fix_record(record: Path, rewritten: dict[str, str]) -> None:
+    lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        path, _, _ = line.partition(",")
+        head, _, name = path.rpartition("/")
+        if name in rewritten and head.endswith("bin"):
+            lines[i] = f"{path},{rewritten[name]}\n"
+    record.write_text("".join(lines), encoding="utf-8")
 
 
 def fetch_wheels(

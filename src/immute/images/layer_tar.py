@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from immute.core.oci_image import MEDIA_LAYER_GZIP, Descriptor
+from immute.errors import ImageError
 from immute.images.store import HashingWriter, ImageStore
 
 GZIP_LEVEL = 6
@@ -60,17 +61,22 @@ def entries_from_tree(root: Path, *, under: str) -> list[LayerEntry]:
         base = Path(dirpath)
         for name in [*dirnames, *filenames]:
             path = base / name
-            inside = f"{under}/{path.relative_to(root).as_posix()}"
-            entries.append(entry_for(path, inside))
+            entry = entry_for(path, f"{under}/{path.relative_to(root).as_posix()}")
+            if entry is not None:
+                entries.append(entry)
     return entries
 
 
-def entry_for(path: Path, inside: str) -> LayerEntry:
+def entry_for(path: Path, inside: str) -> LayerEntry | None:
+    """The entry for ``path``; None for sockets, FIFOs and devices, which no layer
+    built from a directory should carry."""
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode):
         return LayerEntry(inside, link=os.readlink(path))
     if stat.S_ISDIR(info.st_mode):
         return LayerEntry(inside)
+    if not stat.S_ISREG(info.st_mode):
+        return None
     return LayerEntry(inside, source=path, executable=bool(info.st_mode & 0o111))
 
 
@@ -122,6 +128,10 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, mtime: int) -> None:
         tar.addfile(info)
     else:
         info.mode = EXEC_MODE if entry.executable else FILE_MODE
-        with entry.source.open("rb") as handle:
-            info.size = os.fstat(handle.fileno()).st_size
-            tar.addfile(info, handle)
+        try:
+            with entry.source.open("rb") as handle:
+                info.size = os.fstat(handle.fileno()).st_size
+                tar.addfile(info, handle)
+        except OSError as exc:
+            # Unreadable, or shrunk while being read: the layer would be wrong.
+            raise ImageError(f"{entry.source}: cannot add to the layer: {exc}") from None

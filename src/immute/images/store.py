@@ -96,16 +96,19 @@ class HashingWriter:
 class ImageStore:
     """An OCI image layout rooted at ``root`` (created on first use)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        """Open the store at ``root``; with ``create=False`` a missing store is a
+        NotFoundError instead of being created (for commands that only read)."""
         self.root = root
         self.blobs = root / "blobs" / "sha256"
+        if not create and not (root / "index.json").is_file():
+            raise NotFoundError(f"no image store at {root} (nothing built or imported yet)")
         self.blobs.mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(exist_ok=True)
-        layout = root / "oci-layout"
-        if not layout.exists():
-            atomic_write(layout, canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
-        if not (root / "index.json").exists():
-            atomic_write(root / "index.json", canonical_json(image_index([])))
+        _create_once(
+            root / "oci-layout", canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION})
+        )
+        _create_once(root / "index.json", canonical_json(image_index([])))
 
     # --- locks -------------------------------------------------------------
 
@@ -305,6 +308,22 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def _create_once(path: Path, data: bytes) -> None:
+    """Write ``path`` complete unless it exists: a concurrent first use of the store
+    must not replace an index another process has already added to."""
+    if path.exists():
+        return
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        os.unlink(temp)
 
 
 def copy_stream(source: IO[bytes], target: IO[bytes] | HashingWriter) -> None:

@@ -18,6 +18,7 @@ This deliberately does not use ``tarfile``'s extraction at all, filters included
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -123,14 +124,26 @@ def apply_layer(path: Path, root: Path, report: UnpackReport, *, where: str) -> 
         for _, member in _members(stream):
             parts = entry_parts(member.name, where=where)
             if parts and parts[-1].startswith(WHITEOUT):
-                _whiteout(root, parts, where=where)
+                with _entry_errors(member, where=where):
+                    _whiteout(root, parts, where=where)
     with open_layer(path) as stream:
         for tar, member in _members(stream):
             parts = entry_parts(member.name, where=where)
             if not parts or parts[-1].startswith(WHITEOUT):
                 continue
             report.entries += 1
-            _extract(tar, member, root, parts, report, where=where)
+            with _entry_errors(member, where=where):
+                _extract(tar, member, root, parts, report, where=where)
+
+
+@contextlib.contextmanager
+def _entry_errors(member: tarfile.TarInfo, *, where: str) -> Iterator[None]:
+    """A layer that cannot be applied (a path through a regular file, say) is an
+    ImageError naming the entry, not a crash."""
+    try:
+        yield
+    except OSError as exc:
+        raise ImageError(f"{where}: entry {member.name!r}: {exc.strerror or exc}") from None
 
 
 def resolve(root: Path, parts: list[str]) -> list[str]:

@@ -1,0 +1,63 @@
+"""A Debian bookworm + Python base image for the Docker side of the benchmark.
+
+No image can be pulled here, so it is made with debootstrap from Debian's
+packages, cached as a tar under ``$IMMUTE_BENCH_CACHE`` (default
+``~/.cache/immute-bench``), and given to the engine with ``docker import``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+BASE_TAG = "immute-bench-base:bookworm"
+PACKAGES = "python3,python3-pip,ca-certificates"
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "immute-bench"
+    return Path(os.environ.get("IMMUTE_BENCH_CACHE", default))
+
+
+def _has_image(tag: str) -> bool:
+    result = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def rootfs_tar() -> Path:
+    """The cached root file system tar, made with debootstrap on first use."""
+    tar = cache_dir() / "bookworm-python.tar"
+    if tar.exists():
+        return tar
+    debootstrap = shutil.which("debootstrap")
+    if debootstrap is None:
+        raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
+    tar.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="immute-bench-rootfs-") as temp:
+        root = Path(temp) / "root"
+        argv = [debootstrap, "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(root)]
+        subprocess.run(argv, check=True, capture_output=True)
+        # The host's CA bundle, so pip in the container trusts what pip on the host trusts.
+        host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+        if host_bundle.exists():
+            shutil.copyfile(host_bundle, root / "etc/ssl/certs/ca-certificates.crt")
+        partial = tar.with_suffix(".partial")
+        subprocess.run(["tar", "-C", str(root), "-cf", str(partial), "."], check=True)
+        partial.rename(tar)
+    return tar
+
+
+def ensure_base_image() -> str:
+    """The tag of the base image in the engine, imported from the cached tar if needed."""
+    if not _has_image(BASE_TAG):
+        subprocess.run(
+            ["docker", "import", str(rootfs_tar()), BASE_TAG], check=True, capture_output=True
+        )
+    return BASE_TAG
+
+
+if __name__ == "__main__":
+    print(ensure_base_image())
