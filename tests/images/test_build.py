@@ -172,7 +172,7 @@ def test_build_without_a_spec_is_a_one_line_error(tmp_path: Path) -> None:
 def test_a_base_image_pinned_by_digest_is_the_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from layer_kit import docker_archive, layer
+    from images.layer_kit import docker_archive, layer
 
     app = write_app(tmp_path / "shop", requirements=None)
     base_tar = docker_archive(

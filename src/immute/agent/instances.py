@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets as random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from immute.agent.health import HealthMonitor, target_for
-from immute.agent.releases import ReleaseContext, host_stack_env
+from immute.agent.releases import ReleaseContext
 from immute.core.commands import expand_argv
 from immute.core.health import HealthStatus, probe_of
 from immute.core.instances import InstanceInfo, InstanceLabels, InstanceSpec, InstanceState
 from immute.core.routes import MAX_WEIGHT, Target
 from immute.errors import DeployError, ImmuteError
-from immute.images.roots import materialise
+from immute.images.host_run import host_run
 from immute.images.store import ImageStore
 from immute.routers.base import Router
 from immute.runtimes.base import Runtime
@@ -101,9 +101,10 @@ class Instances:
         *,
         argv: list[str] | None = None,
     ) -> InstanceInfo:
-        root = await asyncio.to_thread(materialise, self.images, release.image_digest)
-        config = self._image_config(release.image_digest)
-        env = host_stack_env(config.get("Env", {}), root)
+        # The host stack: the image's own PATH first, then the host's for its tools.
+        host = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
+        run = await asyncio.to_thread(host_run, self.images, release.image_digest, host_env=host)
+        env = dict(run.env)
         env.update(release.spec.env)
         available = self.secrets()
         env.update({name: available[name] for name in release.spec.secrets if name in available})
@@ -127,21 +128,14 @@ class Instances:
         return await self.runtime.start(
             InstanceSpec(
                 labels=labels,
-                root_dir=root,
+                root_dir=run.root,
                 argv=tuple(expand_argv(spec.command if spec else argv or [], env)),
-                workdir=config.get("WorkingDir") or release.spec.build.workdir,
+                workdir=run.workdir,
                 env=env,
                 port=port,
                 stop_grace=spec.grace / 1000 if spec else 10.0,
             )
         )
-
-    def _image_config(self, digest: str) -> dict[str, Any]:
-        manifest = self.images.manifest(digest)
-        document = self.images.read_json(manifest.config.digest)
-        config = dict(document.get("config") or {}) if isinstance(document, dict) else {}
-        config["Env"] = dict(e.partition("=")[::2] for e in config.get("Env") or [])
-        return config
 
     async def _wait_ready(
         self, info: InstanceInfo, process: str, release: ReleaseContext, *, deadline: float

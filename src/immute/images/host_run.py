@@ -27,6 +27,8 @@ PATH_LISTS = ("PATH", "PYTHONPATH")
 class HostRun:
     root: Path
     cwd: Path
+    workdir: str
+    """The image's working directory (``/app``); ``cwd`` is where it lies on the host."""
     env: dict[str, str]
     processes: dict[str, list[str]]
 
@@ -50,7 +52,9 @@ def host_run(store: ImageStore, digest: str, *, host_env: Mapping[str, str]) -> 
         if str(label).startswith(LABEL_PROCESS_PREFIX):
             processes[str(label)[len(LABEL_PROCESS_PREFIX) :]] = _argv(label, value)
     workdir = str(settings.get("WorkingDir") or "/")
-    return HostRun(root=root, cwd=root / workdir.lstrip("/"), env=env, processes=processes)
+    return HostRun(
+        root=root, cwd=root / workdir.lstrip("/"), workdir=workdir, env=env, processes=processes
+    )
 
 
 def _argv(label: str, value: object) -> list[str]:
