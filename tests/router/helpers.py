@@ -83,11 +83,15 @@ class Load:
 
 
 class _Response:
-    def __init__(self) -> None:
+    def __init__(self, *, head_only: bool) -> None:
+        self.head_only = head_only
         self.status = 0
         self.body = b""
         self.done = False
         self.keep_alive = True
+
+    def on_headers_complete(self) -> None:
+        self.done = self.head_only
 
     def on_body(self, body: bytes) -> None:
         self.body += body
@@ -112,7 +116,7 @@ class KeepAliveClient:
         length = f"content-length: {len(body)}\r\n" if body or method != "GET" else ""
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n{length}\r\n"
         self.writer.write(head.encode() + body)
-        response = _Response()
+        response = _Response(head_only=method == "HEAD")
         parser = httptools.HttpResponseParser(response)
         try:
             while not response.done:

@@ -47,6 +47,7 @@ class ClientConn(asyncio.Protocol):
         self._out: list[bytes] = []
         self._corked = 0
         self.head_deadline = 0.0
+        self.linger_until = 0.0
         self.idle_since = time.monotonic()
         self._upgrade_tail = b""
 
@@ -195,8 +196,19 @@ class ClientConn(asyncio.Protocol):
             self.write(simple_response(status))
         if self.current is not None:
             self.current.abandon()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error answer without a reset, which could destroy the answer
+        before the client reads it: send FIN, ignore input, close fully later."""
         self.closed = True
-        self.close()
+        self.head_deadline = 0.0
+        transport = self.transport
+        if transport is None or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self.linger_until = time.monotonic() + 2.0
 
     def exchange_done(self, exchange: Exchange, *, keep_alive: bool) -> None:
         if exchange is not self.current:
@@ -225,12 +237,15 @@ class ClientConn(asyncio.Protocol):
 
     def expire(self, now: float) -> None:
         """Sweeper: a slow request head gets 408; an idle keep-alive connection closes."""
-        if self.head_deadline and now > self.head_deadline:
-            self.head_deadline = 0.0
+        if self.linger_until:
+            if now > self.linger_until:
+                self.close()
+        elif self.head_deadline and now > self.head_deadline:
             self.router.stats.rejected += 1
             self.write(simple_response(408))
-            self.closed = True
-            self.close()
+            if self.current is not None:
+                self.current.abandon()
+            self._linger()
         elif self.current is None and self.tunnel is None and not self.queue:
             idle_limit = self.router.idle_limit()
             if now - self.idle_since > idle_limit:
