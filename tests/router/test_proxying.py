@@ -109,7 +109,9 @@ async def test_hosts_choose_the_service_and_a_lone_service_takes_all(procs: Proc
     assert lone.endswith(b"shop")
     await router.api.set_targets("blog", [blog.target()], hosts=["blog.test"])
     for host, expected in ((b"shop.test", b"shop"), (b"BLOG.test:8080", b"blog")):
-        answer = await raw(router, b"GET / HTTP/1.1\r\nhost: %s\r\nconnection: close\r\n\r\n" % host)
+        answer = await raw(
+            router, b"GET / HTTP/1.1\r\nhost: %s\r\nconnection: close\r\n\r\n" % host
+        )
         assert answer.endswith(expected)
     unknown = await raw(router, b"GET / HTTP/1.1\r\nhost: other.test\r\n\r\n")
     assert unknown.startswith(b"HTTP/1.1 404")
