@@ -8,14 +8,13 @@ head that arrives too slowly 408; each closes only the offending connection.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
 from immute.proxy.exchange import Exchange
-from immute.proxy.http1 import Head, simple_response
+from immute.proxy.http1 import DROPPED, Special, record, simple_response
 
 if TYPE_CHECKING:
     from immute.proxy.router import Router
@@ -42,13 +41,15 @@ class ClientConn(asyncio.Protocol):
         self._pauses: set[str] = set()
         self.peer_bytes = b""
         self._url = b""
-        self._head = Head()
+        self._lines: list[bytes] = []
+        self._special: Special = {}
         self._head_bytes = 0
+        self._head_count = 0
         self._out: list[bytes] = []
         self._corked = 0
         self.head_deadline = 0.0
         self.linger_until = 0.0
-        self.idle_since = time.monotonic()
+        self.idle_since = router.clock
         self._upgrade_tail = b""
 
     # asyncio.Protocol -------------------------------------------------------
@@ -101,34 +102,38 @@ class ClientConn(asyncio.Protocol):
     # httptools callbacks ----------------------------------------------------
     def on_message_begin(self) -> None:
         self._url = b""
-        self._head = Head()
-        self._head_bytes = 0
-        self.head_deadline = time.monotonic() + self.config.header_timeout
+        self._lines = []
+        self._special = {}
+        self._head_bytes = self._head_count = 0
+        self.head_deadline = self.router.clock + self.config.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count(len(url))
+        self._head_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        head = self._head
-        head.add(name, value, self.router.watched)
-        head.size += 1
-        self._count(len(name) + len(value) + 4)
-        if head.size > self.config.max_headers:
-            raise HeadTooLarge
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
+        lower = name.lower()
+        if lower in self.router.watched:
+            record(self._special, lower, value)
+        if lower not in DROPPED:
+            self._lines.append(name + b": " + value + b"\r\n")
+        self._head_count += 1
+        self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self.config.max_header_bytes:
+            raise HeadTooLarge
+        if self._head_count > self.config.max_headers:
             raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
         self.head_deadline = 0.0
+        if self._head_bytes > self.config.max_header_bytes:
+            raise HeadTooLarge
         parser = self.parser
         method = parser.get_method()
         exchange = Exchange(
             self,
-            self._head,
+            self._lines,
+            self._special,
             method=method,
             url=self._url,
             version=parser.get_http_version(),
@@ -208,13 +213,13 @@ class ClientConn(asyncio.Protocol):
             self.close()
             return
         transport.write_eof()
-        self.linger_until = time.monotonic() + 2.0
+        self.linger_until = self.router.clock + 2.0
 
     def exchange_done(self, exchange: Exchange, *, keep_alive: bool) -> None:
         if exchange is not self.current:
             return
         self.current = None
-        self.idle_since = time.monotonic()
+        self.idle_since = self.router.clock
         if not keep_alive or self.closed:
             self.closed = True
             self.close()

@@ -37,9 +37,13 @@ Observer = Callable[["Exchange", str, float], None]
 class Router:
     def __init__(self, config: ProxyConfig, *, on_change: Callable[[RouteTable], None]) -> None:
         self.config = config
+        # Coarse time for deadlines counted in seconds; refreshed by the sweeper.
+        self.clock = time.monotonic()
         self.table = LiveTable(self._table_changed)
         self._on_change = on_change
         self.watched = REQUEST_WATCHED
+        # Coarse time for deadlines counted in seconds; refreshed by the sweeper.
+        self.clock = time.monotonic()
         self.stats = Stats()
         self.clients: set[ClientConn] = set()
         self.closing = False
@@ -73,7 +77,7 @@ class Router:
         if not conn.usable or not target.takes_new or len(target.idle) >= self.config.pool_max_idle:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        conn.idle_since = self.clock
         target.idle.append(conn)
 
     def observe(self, exchange: Exchange, *, release: str, seconds: float) -> None:
@@ -83,7 +87,7 @@ class Router:
 
     def client_opened(self, client: ClientConn) -> None:
         self.clients.add(client)
-        client.head_deadline = time.monotonic() + self.config.header_timeout
+        client.head_deadline = self.clock + self.config.header_timeout
 
     def client_closed(self, client: ClientConn) -> None:
         self.clients.discard(client)
@@ -96,7 +100,7 @@ class Router:
         return 0.5 if self.closing else self.config.keepalive_timeout
 
     def sweep(self) -> None:
-        now = time.monotonic()
+        now = self.clock = time.monotonic()
         for client in list(self.clients):
             client.expire(now)
             exchange = client.current

@@ -132,9 +132,11 @@ class LiveService:
     ) -> LiveTarget | None:
         """A ready target by weight (or by sticky key), skipping `exclude` and, while
         others remain, targets recently ejected for refusing connections."""
-        if self.paused or not self.ready:
+        ready = self.ready
+        if self.paused or not ready:
             return None
-        candidates = self.ready
+        if len(ready) == 1 and not exclude and sticky_key is None:
+            return ready[0]
         excluded = set(exclude)
         if sticky_key is not None:
             return self._pick_sticky(sticky_key, now, excluded)
