@@ -66,6 +66,9 @@ class ClientConn(asyncio.Protocol):
             return
         if self.closed:
             return
+        if self.parsing is None and not self.head_deadline:
+            # A new request head starts in this data: it has until then to arrive.
+            self.head_deadline = self.router.clock + self.config.header_timeout
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -100,13 +103,6 @@ class ClientConn(asyncio.Protocol):
             exchange.conn.transport.resume_reading()
 
     # httptools callbacks ----------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._lines = []
-        self._special = {}
-        self._head_bytes = self._head_count = 0
-        self.head_deadline = self.router.clock + self.config.header_timeout
-
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_bytes += len(url)
@@ -140,6 +136,8 @@ class ClientConn(asyncio.Protocol):
             keep_alive=parser.should_keep_alive(),
             upgrade=parser.should_upgrade() and method != b"CONNECT",
         )
+        self._url, self._lines, self._special = b"", [], {}
+        self._head_bytes = self._head_count = 0
         self.parsing = exchange
         if method == b"CONNECT":
             raise ValueError("CONNECT is not proxied")

@@ -82,12 +82,8 @@ class Exchange:
 
     # Request side -------------------------------------------------------------
     def start(self) -> None:
-        self.request_id = self.router.request_id(self.special.get(b"x-request-id"))
-        self.head = self._request_head()
-        self._route()
-
-    def _request_head(self) -> bytes:
         special = self.special
+        self.request_id = request_id = self.router.request_id(special.get(b"x-request-id"))
         chain = special.get(b"x-forwarded-for")
         peer = self.client.peer_bytes
         lines = [
@@ -95,14 +91,15 @@ class Exchange:
             *forwarded(self.lines, special),
             b"x-forwarded-for: %s\r\n" % (chain + b", " + peer if chain else peer),
             b"x-forwarded-proto: http\r\nx-forwarded-host: %s\r\nx-request-id: %s\r\n"
-            % (special.get(b"host") or b"", self.request_id.encode()),
+            % (special.get(b"host") or b"", request_id.encode()),
         ]
         if self.chunked_request:
             lines.append(b"transfer-encoding: chunked\r\n")
         if self.upgrade:
             lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % special.get(b"upgrade"))
         lines.append(b"\r\n")
-        return b"".join(lines)
+        self.head = b"".join(lines)
+        self._route()
 
     def request_body(self, data: bytes) -> None:
         if not self.done:
@@ -375,15 +372,18 @@ class Exchange:
         self.done = True
         if self.held_until:
             self.router.table.release(self)
-        self._leave_target()
+        target = self.target
+        if target is not None:
+            self.target = None
+            target.end(self)
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        self._record()
+        self.router.observe(self, self.release, time.monotonic() - self.started)
         self.client.exchange_done(self, keep_alive=keep_alive and not self.close_after)
 
     def _record(self) -> None:
-        self.router.observe(self, release=self.release, seconds=time.monotonic() - self.started)
+        self.router.observe(self, self.release, time.monotonic() - self.started)
 
     def abandon(self) -> None:
         """The client went away: drop upstream work without answering."""

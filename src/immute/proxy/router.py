@@ -74,13 +74,14 @@ class Router:
 
     def pool_return(self, conn: UpstreamConn) -> None:
         target = conn.target
-        if not conn.usable or not target.takes_new or len(target.idle) >= self.config.pool_max_idle:
+        idle = target.idle
+        if conn.closed or target.state != "ready" or len(idle) >= self.config.pool_max_idle:
             conn.close()
             return
         conn.idle_since = self.clock
-        target.idle.append(conn)
+        idle.append(conn)
 
-    def observe(self, exchange: Exchange, *, release: str, seconds: float) -> None:
+    def observe(self, exchange: Exchange, release: str, seconds: float) -> None:
         self.stats.requests += 1
         for observer in self.observers:
             observer(exchange, release, seconds)

@@ -117,7 +117,11 @@ class UpstreamConn(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         lower = name.lower()
         if lower in RESPONSE_WATCHED:
-            record(self._special, lower, value)
+            special = self._special
+            if lower in special:
+                record(special, lower, value)
+            else:
+                special[lower] = value
             if lower in HOP_BY_HOP or lower == b"x-request-id":
                 return
         self._lines.append(name + b": " + value + b"\r\n")
