@@ -185,10 +185,11 @@ class LiveTable:
         self._hosts: dict[str, tuple[str, ...]] = {}
         self._held: set[Waiter] = set()
         self._on_change = on_change
+        self.lone: LiveService | None = None
 
     def resolve(self, host: str) -> LiveService | None:
-        if len(self.services) == 1:
-            return next(iter(self.services.values()))
+        if self.lone is not None:
+            return self.lone
         name = service_for_host(self._hosts, host)
         return self.services.get(name) if name else None
 
@@ -265,6 +266,7 @@ class LiveTable:
 
     def _changed(self) -> None:
         self._hosts = {n: s.hosts for n, s in self.services.items()}
+        self.lone = next(iter(self.services.values())) if len(self.services) == 1 else None
         self._on_change(self.describe())
         held, self._held = self._held, set()
         for waiter in held:
