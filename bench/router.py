@@ -128,10 +128,13 @@ def set_targets(admin: Path, addresses: list[str]) -> None:
 
 
 def storm(admin: Path, sets: list[list[str]], stop: threading.Event) -> int:
+    """Swap on a fixed 100 ms grid, so the time a swap takes does not stretch it."""
     swaps = 0
-    while not stop.wait(0.1):
+    next_at = time.monotonic() + 0.1
+    while not stop.wait(max(0.0, next_at - time.monotonic())):
         set_targets(admin, sets[swaps % len(sets)])
         swaps += 1
+        next_at += 0.1
     return swaps
 
 

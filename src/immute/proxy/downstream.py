@@ -92,12 +92,18 @@ class ClientConn(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
+        if self.tunnel is not None:
+            self.tunnel.upstream.pause_reading()
+            return
         exchange = self.current
         if exchange is not None and exchange.conn is not None and exchange.conn.transport:
             exchange.conn.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        if self.tunnel is not None:
+            self.tunnel.upstream.resume_reading()
+            return
         exchange = self.current
         if exchange is not None and exchange.conn is not None and exchange.conn.transport:
             exchange.conn.transport.resume_reading()

@@ -195,14 +195,16 @@ class Exchange:
         self.release = target.release
         self.attempts += 1
         self.tried = (*self.tried, target)
-        target.begin(self)
+        target.inflight.add(self)
         target.requests += 1
         if self.service is not None and self.service.sticky is not None:
             self._maybe_set_cookie(self.service)
-        conn = target.take_idle()
-        if conn is not None:
-            self._use(conn, reused=True)
-            return
+        idle = target.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                self._use(conn, reused=True)
+                return
         task = asyncio.ensure_future(self.router.connect(target))
         task.add_done_callback(lambda fut: self._connected(target, fut))
 
@@ -296,7 +298,7 @@ class Exchange:
 
     # Response side ------------------------------------------------------------
     def response_head(
-        self, status: int, reason: bytes, lines: list[bytes], special: Special
+        self, status: int, reason: bytes, headers: list[bytes], special: Special
     ) -> None:
         self.response_bytes = True
         if 100 <= status < 200 and status != 101:
@@ -306,11 +308,6 @@ class Exchange:
             return
         self.status = status
         self.responded = True
-        self.client.write(self._response_head(status, reason, lines, special))
-
-    def _response_head(
-        self, status: int, reason: bytes, headers: list[bytes], special: Special
-    ) -> bytes:
         lines = [
             b"HTTP/1.1 %d %s\r\n" % (status, reason),
             *forwarded(headers, special),
@@ -320,7 +317,8 @@ class Exchange:
             lines.append(self.set_cookie)
         if status == 101 and self.upgrade:
             lines.append(b"connection: upgrade\r\nupgrade: %s\r\n\r\n" % special.get(b"upgrade"))
-            return b"".join(lines)
+            self.client.write(b"".join(lines))
+            return
         no_body = self.method == b"HEAD" or status in (204, 304)
         if not no_body and special.get(b"content-length") is None:
             if self.version == "1.1":
@@ -334,7 +332,7 @@ class Exchange:
             lines.append(b"connection: close\r\n\r\n")
         else:
             lines.append(b"connection: keep-alive\r\n\r\n" if self.version == "1.0" else b"\r\n")
-        return b"".join(lines)
+        self.client.write(b"".join(lines))
 
     def response_body(self, data: bytes) -> None:
         self.client.write(chunk(data) if self.chunked_response else data)

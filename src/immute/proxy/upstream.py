@@ -105,12 +105,24 @@ class UpstreamConn(asyncio.Protocol):
         else:
             exchange.upstream_failed(self)
 
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
     def pause_writing(self) -> None:
-        if self.exchange is not None:
+        if self.tunnel is not None:
+            self.tunnel.client.pause("tunnel")
+        elif self.exchange is not None:
             self.exchange.client.pause("upstream")
 
     def resume_writing(self) -> None:
-        if self.exchange is not None:
+        if self.tunnel is not None:
+            self.tunnel.client.resume("tunnel")
+        elif self.exchange is not None:
             self.exchange.client.resume("upstream")
 
     # httptools callbacks
@@ -129,9 +141,8 @@ class UpstreamConn(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         lines, special = self._lines, self._special
-        assert self.exchange is not None
         reason = REASONS.get(status) or b"Unknown"
-        self.exchange.response_head(status, reason, lines, special)
+        self.exchange.response_head(status, reason, lines, special)  # type: ignore[union-attr]
         if status < 200:
             self._lines, self._special = [], {}
             return
