@@ -164,3 +164,24 @@ async def test_canary_weights_and_sticky_cookie(procs: Procs) -> None:
         counts[(await client.request("GET", "/"))[1]] += 1
     await client.close()
     assert counts[b"canary"] > 0 and counts[b"stable"] > 4 * counts[b"canary"]
+
+
+async def test_sticky_header_and_weight_changes(procs: Procs) -> None:
+    v1, v2 = procs.backend("one"), procs.backend("two")
+    router = procs.router()
+    await router.api.set_targets(
+        "web", [v1.target(1, "v1"), v2.target(1, "v2")], sticky=Sticky("header", "x-user")
+    )
+    for user in (b"ana", b"bo", b"cy"):
+        answers = {
+            (await raw(router, b"GET / HTTP/1.1\r\nx-user: %s\r\nconnection: close\r\n\r\n" % user))
+            .rsplit(b"\n", 1)[-1]
+            .split(b"\r\n\r\n")[-1]
+            for _ in range(5)
+        }
+        assert len(answers) == 1, f"user {user!r} moved between releases"
+    await router.api.set_weights("web", {v1.address: 0})
+    client = KeepAliveClient("127.0.0.1", router.port)
+    bodies = {(await client.request("GET", "/"))[1] for _ in range(30)}
+    await client.close()
+    assert bodies == {b"two"}
