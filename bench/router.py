@@ -5,8 +5,9 @@ Run: .venv/bin/python bench/router.py [--duration 10] [--rounds 2] [--storm 20]
 Starts one fast backend (tests/router/backend.py) on 127.0.0.1, then measures
 with wrk (-t2 -c64, keep-alive): the backend directly, through immute's router,
 and through HAProxy 2.6 configured equivalently (one thread, keep-alive to the
-backend). Runs alternate for --rounds rounds and the best round of each is
-kept, since the machine is shared. Then a swap storm: wrk with 64 connections
+backend, X-Forwarded-For/-Proto/-Host and an X-Request-Id on both sides).
+Runs alternate for --rounds rounds and the best round of each is kept, since
+the machine is shared. Then a swap storm: wrk with 64 connections
 through immute while the target set is swapped every 100 ms, counting non-2xx
 responses and socket errors. Installs wrk and haproxy with apt-get when
 missing and running as root. Targets: immute >= 0.7x HAProxy's requests per
@@ -46,6 +47,13 @@ defaults
     http-reuse always
 frontend fe
     bind 127.0.0.1:{port}
+    # The same per-request work immute does: forwarding headers and a request id.
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    unique-id-format %{{+X}}o%ci%cp%fp%Ts%rt%pid
+    unique-id-header X-Request-Id
+    http-response set-header X-Request-Id %[unique-id]
     default_backend be
 backend be
     server app 127.0.0.1:{backend}
