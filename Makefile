@@ -28,3 +28,7 @@ test: lint typecheck layers unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/python -m immute.client.reference

@@ -34,4 +34,14 @@ def root(
     """Immutable infrastructure for Python apps: replace, never patch."""
 
 
-app.add_typer(__import__("immute.cli.router", fromlist=["app"]).app, name="router")
+def _register() -> None:
+    from immute.cli import router, spec_commands, state
+
+    app.command()(spec_commands.init)
+    app.command()(spec_commands.schema)
+    app.add_typer(spec_commands.config_app, name="config")
+    app.add_typer(state.app)
+    app.add_typer(router.app, name="router")
+
+
+_register()
