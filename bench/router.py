@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/router.py [--duration 10] [--rounds 2] [--storm 20]
 
-Starts one fast backend (tests/router/backend.py) on 127.0.0.1, then measures
+Starts one fast backend (tests/router/router_backend.py) on 127.0.0.1, then measures
 with wrk (-t2 -c64, keep-alive): the backend directly, through immute's router,
 and through HAProxy 2.6 configured equivalently (one thread, keep-alive to the
 backend, X-Forwarded-For/-Proto/-Host and an X-Request-Id on both sides).
@@ -34,7 +34,7 @@ from immute.admin_socket import call
 from immute.core.routes import Route, Target, route_to_json
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKEND = ROOT / "tests" / "router" / "backend.py"
+BACKEND = ROOT / "tests" / "router" / "router_backend.py"
 HAPROXY_CFG = """global
     nbthread 1
     maxconn 4000

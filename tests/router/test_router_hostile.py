@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from tests.router.conftest import Procs
-from tests.router.helpers import Load, RouterProc, during_load
+from router_helpers import Load, Procs, RouterProc, during_load
 
 pytestmark = pytest.mark.anyio
 

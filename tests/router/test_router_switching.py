@@ -6,9 +6,7 @@ import asyncio
 import signal
 
 import pytest
-
-from tests.router.conftest import Procs
-from tests.router.helpers import Load, during_load
+from router_helpers import Load, Procs, during_load
 
 pytestmark = pytest.mark.anyio
 

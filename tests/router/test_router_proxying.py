@@ -6,10 +6,9 @@ import asyncio
 import os
 
 import pytest
+from router_helpers import KeepAliveClient, Procs, RouterProc
 
 from immute.core.routes import Sticky
-from tests.router.conftest import Procs
-from tests.router.helpers import KeepAliveClient, RouterProc
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import httptools
 from immute.core.routes import Target
 from immute.routers.builtin import BuiltinRouter, start_router
 
-BACKEND = Path(__file__).with_name("backend.py")
+BACKEND = Path(__file__).with_name("router_backend.py")
 
 
 @dataclass
@@ -203,3 +203,21 @@ async def wait_until(check: Callable[[], bool], *, attempts: int = 800) -> None:
             return
         await asyncio.sleep(0.025)
     raise AssertionError("condition not reached")
+
+
+@dataclass
+class Procs:
+    tmp: Path
+    started: list[subprocess.Popen[bytes]]
+
+    def backend(self, name: str, *, ws: bool = False) -> Backend:
+        backend = start_backend(name, ws=ws)
+        self.started.append(backend.process)
+        return backend
+
+    def router(self, *extra: str, admin: Path | None = None, listen: str = "") -> RouterProc:
+        router = start_router_proc(
+            admin or self.tmp / "admin.sock", listen=listen, extra=extra, log=self.tmp / "r.log"
+        )
+        self.started.append(router.process)
+        return router

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from router_helpers import KeepAliveClient, Load, Procs, during_load, free_port, wait_until
 
 from immute.errors import RouteError
-from tests.router.conftest import Procs
-from tests.router.helpers import KeepAliveClient, Load, during_load, free_port, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from router_helpers import KeepAliveClient, Procs
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-
-from tests.router.conftest import Procs
-from tests.router.helpers import KeepAliveClient
 
 pytestmark = pytest.mark.anyio
 

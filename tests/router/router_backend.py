@@ -6,7 +6,7 @@
     POST /echo        the request body back, chunked, as it streams in
     GET  /ws          WebSocket echo (with --ws)
 
-Run: python tests/router/backend.py --port N --name NAME [--ws]
+Run: python tests/router/router_backend.py --port N --name NAME [--ws]
 Prints "ready PORT" once listening.
 """
 
