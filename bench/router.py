@@ -67,6 +67,14 @@ class WrkResult:
     p99_ms: float
     non2xx: int
     socket_errors: int
+    requests: int
+    cpu_us: float = 0.0  # CPU time of the proxy per request: steadier than req/s here
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ensure_tools() -> None:
@@ -108,6 +116,7 @@ def wrk(url: str, *, duration: int, connections: int = 64, threads: int = 2) -> 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    total = re.search(r"(\d+) requests in", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(
@@ -116,6 +125,7 @@ def wrk(url: str, *, duration: int, connections: int = 64, threads: int = 2) -> 
         p99,
         int(non2xx.group(1)) if non2xx else 0,
         sum(int(n) for n in errors.groups()) if errors else 0,
+        int(total.group(1)) if total else 0,
     )
 
 
@@ -170,7 +180,7 @@ def main() -> None:
         cfg.write_text(HAPROXY_CFG.format(port=ports["haproxy"], backend=ports["backend"]))
         procs.append(subprocess.Popen([find("haproxy") or "haproxy", "-f", str(cfg)]))
         time.sleep(1.0)
-        report(ports, args)
+        report(ports, args, pids={"immute": procs[2].pid, "haproxy": procs[3].pid})
         print_storm(admin, ports, backend, args.storm)
     finally:
         for process in procs:
@@ -179,7 +189,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def report(ports: dict[str, int], args: argparse.Namespace) -> None:
+def report(ports: dict[str, int], args: argparse.Namespace, *, pids: dict[str, int]) -> None:
     urls = {
         name: f"http://127.0.0.1:{ports[key]}/"
         for name, key in (("direct", "backend"), ("immute", "immute"), ("haproxy", "haproxy"))
@@ -188,15 +198,22 @@ def report(ports: dict[str, int], args: argparse.Namespace) -> None:
     for _ in range(args.rounds):
         for name, url in urls.items():
             wrk(url, duration=2)  # warm pools and caches
+            before = cpu_seconds(pids[name]) if name in pids else 0.0
             result = wrk(url, duration=args.duration)
+            if name in pids and result.requests:
+                used = cpu_seconds(pids[name]) - before
+                result.cpu_us = used / result.requests * 1e6
             if name not in best or result.rps > best[name].rps:
                 best[name] = result
     print(f"wrk -t2 -c64 -d{args.duration}s, best of {args.rounds} alternating rounds")
-    print(f"{'path':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'path':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11}"
+    )
     for name, r in best.items():
+        cpu = f"{r.cpu_us:>11.1f}" if r.cpu_us else f"{'-':>11}"
         print(
             f"{name:<10} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-            f"{r.non2xx + r.socket_errors:>7}"
+            f"{r.non2xx + r.socket_errors:>7} {cpu}"
         )
     immute, haproxy = best["immute"], best["haproxy"]
     rps_ratio = immute.rps / haproxy.rps
@@ -209,6 +226,8 @@ def report(ports: dict[str, int], args: argparse.Namespace) -> None:
         f"immute/haproxy p99        {p99_ratio:.2f}x (target <= 2.00x) "
         f"{'ok' if p99_ratio <= 2.0 else 'ABOVE TARGET'}"
     )
+    if immute.cpu_us and haproxy.cpu_us:
+        print(f"immute/haproxy CPU per request {immute.cpu_us / haproxy.cpu_us:.2f}x")
 
 
 def print_storm(admin: Path, ports: dict[str, int], backend: str, seconds: int) -> None:
