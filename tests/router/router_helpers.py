@@ -31,8 +31,10 @@ class Backend:
         return Target(self.address, weight, "ready", release or self.name)
 
 
-def start_backend(name: str, *, ws: bool = False) -> Backend:
+def start_backend(name: str, *, ws: bool = False, drop_reused: bool = False) -> Backend:
     argv = [sys.executable, str(BACKEND), "--name", name, *(["--ws"] if ws else [])]
+    if drop_reused:
+        argv.append("--drop-reused")
     if ws:
         argv += ["--port", str(free_port())]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE)
@@ -210,8 +212,8 @@ class Procs:
     tmp: Path
     started: list[subprocess.Popen[bytes]]
 
-    def backend(self, name: str, *, ws: bool = False) -> Backend:
-        backend = start_backend(name, ws=ws)
+    def backend(self, name: str, *, ws: bool = False, drop_reused: bool = False) -> Backend:
+        backend = start_backend(name, ws=ws, drop_reused=drop_reused)
         self.started.append(backend.process)
         return backend
 

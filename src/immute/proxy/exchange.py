@@ -53,6 +53,7 @@ class Exchange:
     held_until = 0.0
     attempts = 0
     tried: tuple[LiveTarget, ...] = ()
+    refused: tuple[LiveTarget, ...] = ()
     status = 0
     set_cookie = b""
     release = ""
@@ -136,7 +137,12 @@ class Exchange:
         target = None
         if service is not None:
             self.service = service
-            target = service.pick(now, sticky_key=self._sticky_key(service), exclude=self.tried)
+            key = self._sticky_key(service) if service.sticky is not None else None
+            target = service.pick(now, sticky_key=key, exclude=self.tried)
+            if target is None and self.tried:
+                # A broken connection says little about its target: go back to one
+                # that did not refuse us rather than hold the request.
+                target = service.pick(now, sticky_key=key, exclude=self.refused)
         if target is None:
             self._hold(now)
         else:
@@ -171,7 +177,7 @@ class Exchange:
 
     def wake(self) -> None:
         if not self.done:
-            self.tried = ()
+            self.tried = self.refused = ()
             self.service = None
             self._route()
 
@@ -219,6 +225,7 @@ class Exchange:
             return
         target.failures += 1
         target.ejected_until = time.monotonic() + self.router.config.eject_seconds
+        self.refused = (*self.refused, target)
         if not self.done and self.target is target:
             self._retry_or_fail(connect_failed=True)
 
