@@ -126,3 +126,52 @@ def test_cli_set_status_and_drain(procs: Procs, tmp_path: Path) -> None:
         check=False,
     )
     assert gone.returncode == 1 and "no router answers" in gone.stderr
+
+
+async def test_old_process_finishes_a_slow_request_after_handover(procs: Procs) -> None:
+    app = procs.backend("app")
+    old = procs.router()
+    await old.api.set_targets("web", [app.target()])
+    client = KeepAliveClient("127.0.0.1", old.port)
+    # Long enough to still be in flight once the new process has started.
+    slow = asyncio.ensure_future(client.request("GET", "/slow?s=5"))
+    await asyncio.sleep(0.3)
+    listen = f"127.0.0.1:{old.port}"
+    new = await asyncio.to_thread(procs.router, admin=old.admin, listen=listen)
+    assert not slow.done()
+    assert old.process.poll() is None, "the old process waits for its in-flight request"
+    assert await slow == (200, b"app")
+    assert await asyncio.to_thread(old.process.wait, 60) == 0
+    fresh = KeepAliveClient("127.0.0.1", new.port)
+    assert await fresh.request("GET", "/") == (200, b"app")
+    await fresh.close()
+    await client.close()
+
+
+def test_cli_serve_runs_the_router_until_sigterm(tmp_path: Path) -> None:
+    admin = tmp_path / "admin.sock"
+    port = free_port()
+    argv = [sys.executable, "-m", "immute", "router", "serve", "--listen", f"127.0.0.1:{port}"]
+    process = subprocess.Popen([*argv, "--admin", str(admin)], stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert (
+            process.stdout.readline().decode().strip()
+            == f"immute router listening on 127.0.0.1:{port}"
+        )
+        shown = subprocess.run(
+            [sys.executable, "-m", "immute", "router", "status", "--admin", str(admin), "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert json.loads(shown.stdout)["services"] == {}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
