@@ -129,4 +129,7 @@ class Router:
             await asyncio.wait_for(self._empty.wait(), deadline)
         except TimeoutError:
             for client in list(self.clients):
-                client.close()
+                if client.tunnel is not None:
+                    client.tunnel.cut()  # WebSockets get 1001, going away
+                else:
+                    client.close()

@@ -67,13 +67,6 @@ class LiveTarget:
         state: TargetState = "draining" if self.state != "ready" else "ready"
         return Target(self.address, self.weight, state, self.release)
 
-    def take_idle(self) -> UpstreamConn | None:
-        while self.idle:
-            conn = self.idle.pop()
-            if conn.usable:
-                return conn
-        return None
-
     def close_idle(self) -> None:
         idle, self.idle = self.idle, []
         for conn in idle:
