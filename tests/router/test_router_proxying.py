@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import pytest
@@ -184,3 +185,27 @@ async def test_sticky_header_and_weight_changes(procs: Procs) -> None:
     bodies = {(await client.request("GET", "/"))[1] for _ in range(30)}
     await client.close()
     assert bodies == {b"two"}
+
+
+async def test_answer_before_the_body_ended_reaches_the_client(procs: Procs) -> None:
+    """A 503 for a held upload arrives intact although the client is still sending."""
+    router = procs.router("--hold-timeout", "0.5")
+    await router.api.set_targets("web", [])
+    reader, writer = await asyncio.open_connection("127.0.0.1", router.port)
+    writer.write(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100000000\r\n\r\n")
+    answer = bytearray()
+
+    async def read_all() -> None:
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await reader.read(65536):
+                answer.extend(chunk)
+
+    # Keep sending past the hold limit before reading, as an uploading client does.
+    with contextlib.suppress(ConnectionError):
+        for _ in range(150):
+            writer.write(b"x" * 16384)
+            await writer.drain()
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(read_all(), 30)
+    writer.close()
+    assert bytes(answer).startswith(b"HTTP/1.1 503")

@@ -217,7 +217,10 @@ class ClientConn(asyncio.Protocol):
             self.close()
             return
         transport.write_eof()
-        self.linger_until = self.router.clock + 2.0
+        if self._pauses:
+            self._pauses.clear()
+            transport.resume_reading()
+        self.linger_until = self.router.clock + 5.0
 
     def exchange_done(self, exchange: Exchange, *, keep_alive: bool) -> None:
         if exchange is not self.current:
@@ -225,8 +228,11 @@ class ClientConn(asyncio.Protocol):
         self.current = None
         self.idle_since = self.router.clock
         if not keep_alive or self.closed:
-            self.closed = True
-            self.close()
+            if exchange.body_done or self.closed:
+                self.closed = True
+                self.close()
+            else:
+                self._linger()  # the client is still sending a body we will not read
             return
         if self.queue:
             self.current = self.queue.popleft()
