@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from immute.core.canary import ReleaseSample, judge, window
@@ -27,6 +27,7 @@ def test_quantile_beyond_the_last_finite_bound_is_infinite() -> None:
     assert sample([5.0] * 10).quantile(0.99) == math.inf
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(0.0, 0.3), min_size=1, max_size=200), st.floats(0.01, 1.0))
 def test_quantile_never_undershoots_the_bucket_below(latencies: list[float], q: float) -> None:
     value = sample(latencies).quantile(q)

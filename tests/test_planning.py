@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from immute.core.planning import (
@@ -128,6 +128,7 @@ sizes = st.integers(min_value=0, max_value=12)
 quantity = st.one_of(st.integers(0, 5), st.integers(0, 100).map(lambda p: f"{p}%"))
 
 
+@settings(deadline=None)
 @given(sizes, sizes, quantity, quantity)
 def test_rolling_respects_surge_and_unavailability(
     target: int, before: int, surge: int | str, unavailable: int | str
@@ -150,6 +151,7 @@ def test_rolling_respects_surge_and_unavailability(
         assert total >= min(before, target - max_unavailable)
 
 
+@settings(deadline=None)
 @given(sizes, st.sampled_from(["rolling", "blue-green", "canary", "recreate"]))
 def test_every_strategy_ends_on_the_desired_counts(target: int, kind: str) -> None:
     strategy = Strategy.model_validate({"type": kind})

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from images.image_testkit import build_here, immute, write_app
 
+from images.image_testkit import build_here, immute, write_app
 from immute.core.image_retention import images_in_use, retained_images
 from immute.core.release import Release, ReleaseStatus
 from immute.store import Store

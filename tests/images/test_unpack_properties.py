@@ -14,8 +14,8 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from images.layer_kit import layer, store_image
 
+from images.layer_kit import layer, store_image
 from immute.errors import ImmuteError
 from immute.images.roots import unpack_image
 from immute.images.store import ImageStore

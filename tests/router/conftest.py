@@ -4,34 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from router.helpers import Backend, RouterProc, start_backend, start_router_proc
-
-BACKEND = Path(__file__).with_name("backend.py")
-
-
-@dataclass
-class Procs:
-    tmp: Path
-    started: list[subprocess.Popen[bytes]]
-
-    def backend(self, name: str, *, ws: bool = False) -> Backend:
-        backend = start_backend(name, ws=ws)
-        self.started.append(backend.process)
-        return backend
-
-    def router(self, *extra: str, admin: Path | None = None, listen: str = "") -> RouterProc:
-        router = start_router_proc(
-            admin or self.tmp / "admin.sock", listen=listen, extra=extra, log=self.tmp / "r.log"
-        )
-        self.started.append(router.process)
-        return router
+from router_helpers import Procs
 
 
 @pytest.fixture
@@ -49,7 +26,3 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def python() -> str:
-    return sys.executable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from immute.core.quantities import (
@@ -19,11 +19,13 @@ from immute.core.spec_loading import Source, load_spec
 milliseconds = st.integers(min_value=0, max_value=10**12)
 
 
+@settings(deadline=None)
 @given(milliseconds)
 def test_duration_format_then_parse_is_identity(ms: int) -> None:
     assert parse_duration(format_duration(ms)) == ms
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, 10**6), st.sampled_from(["d", "h", "m", "s", "ms"])), min_size=1
@@ -35,6 +37,7 @@ def test_duration_parts_add_up(parts: list[tuple[int, str]]) -> None:
     assert parse_duration(text) == sum(n * size[unit] for n, unit in parts)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=12))
 def test_duration_parser_only_raises_value_error(text: str) -> None:
     try:
@@ -43,6 +46,7 @@ def test_duration_parser_only_raises_value_error(text: str) -> None:
         assert "got" in str(exc) or "millisecond" in str(exc)
 
 
+@settings(deadline=None)
 @given(st.integers(0, 100), st.integers(0, 1000))
 def test_percent_resolution_rounds_surge_up_and_unavailable_down(percent: int, total: int) -> None:
     value = parse_count_or_percent(f"{percent}%")
@@ -53,6 +57,7 @@ def test_percent_resolution_rounds_surge_up_and_unavailable_down(percent: int, t
     assert parse_count_or_percent(value) == value
 
 
+@settings(deadline=None)
 @given(st.integers(0, 10**6))
 def test_counts_are_kept_as_counts(count: int) -> None:
     assert parse_count_or_percent(count) == count
@@ -96,6 +101,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+@settings(deadline=None)
 @given(specs())
 def test_normalised_spec_reloads_to_the_same_digests(raw: dict[str, Any]) -> None:
     first = load_spec([Source("immute.yaml", yaml.safe_dump(raw))])

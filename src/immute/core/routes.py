@@ -86,7 +86,7 @@ def parse_target(spec: str, *, release: str = "") -> Target:
     if weight_text:
         if not weight_text.isdigit():
             raise RouteError(f"{spec!r}: weight must be a whole number")
-        weight = _check_weight(int(weight_text), spec)
+        weight = _check_weight(int(weight_text), repr(spec))
     return Target(address=address, weight=weight, release=release)
 
 

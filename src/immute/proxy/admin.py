@@ -115,8 +115,9 @@ async def drain(
     try:
         await asyncio.wait_for(target.when_empty(), deadline)
     except TimeoutError:
-        cut = target.cut_all()
-        await target.when_empty()
+        if target.state != "ready":  # not put back into service meanwhile
+            cut = target.cut_all()
+            await target.when_empty()
     router.table.finish_drain(service, target)
     return {
         "service": service.name,

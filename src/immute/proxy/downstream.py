@@ -8,14 +8,13 @@ head that arrives too slowly 408; each closes only the offending connection.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
 from immute.proxy.exchange import Exchange
-from immute.proxy.http1 import Head, simple_response
+from immute.proxy.http1 import DROPPED, Special, record, simple_response
 
 if TYPE_CHECKING:
     from immute.proxy.router import Router
@@ -42,12 +41,15 @@ class ClientConn(asyncio.Protocol):
         self._pauses: set[str] = set()
         self.peer_bytes = b""
         self._url = b""
-        self._head = Head()
+        self._lines: list[bytes] = []
+        self._special: Special = {}
         self._head_bytes = 0
+        self._head_count = 0
         self._out: list[bytes] = []
         self._corked = 0
         self.head_deadline = 0.0
-        self.idle_since = time.monotonic()
+        self.linger_until = 0.0
+        self.idle_since = router.clock
         self._upgrade_tail = b""
 
     # asyncio.Protocol -------------------------------------------------------
@@ -64,6 +66,9 @@ class ClientConn(asyncio.Protocol):
             return
         if self.closed:
             return
+        if self.parsing is None and not self.head_deadline:
+            # A new request head starts in this data: it has until then to arrive.
+            self.head_deadline = self.router.clock + self.config.header_timeout
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -87,53 +92,58 @@ class ClientConn(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writing_paused = True
+        if self.tunnel is not None:
+            self.tunnel.upstream.pause_reading()
+            return
         exchange = self.current
         if exchange is not None and exchange.conn is not None and exchange.conn.transport:
             exchange.conn.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        if self.tunnel is not None:
+            self.tunnel.upstream.resume_reading()
+            return
         exchange = self.current
         if exchange is not None and exchange.conn is not None and exchange.conn.transport:
             exchange.conn.transport.resume_reading()
 
     # httptools callbacks ----------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._head = Head()
-        self._head_bytes = 0
-        self.head_deadline = time.monotonic() + self.config.header_timeout
-
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count(len(url))
+        self._head_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        head = self._head
-        head.add(name, value, self.router.watched)
-        head.size += 1
-        self._count(len(name) + len(value) + 4)
-        if head.size > self.config.max_headers:
-            raise HeadTooLarge
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
+        lower = name.lower()
+        if lower in self.router.watched:
+            record(self._special, lower, value)
+        if lower not in DROPPED:
+            self._lines.append(name + b": " + value + b"\r\n")
+        self._head_count += 1
+        self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self.config.max_header_bytes:
+            raise HeadTooLarge
+        if self._head_count > self.config.max_headers:
             raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
         self.head_deadline = 0.0
+        if self._head_bytes > self.config.max_header_bytes:
+            raise HeadTooLarge
         parser = self.parser
         method = parser.get_method()
         exchange = Exchange(
             self,
-            self._head,
+            self._lines,
+            self._special,
             method=method,
             url=self._url,
             version=parser.get_http_version(),
             keep_alive=parser.should_keep_alive(),
             upgrade=parser.should_upgrade() and method != b"CONNECT",
         )
+        self._url, self._lines, self._special = b"", [], {}
+        self._head_bytes = self._head_count = 0
         self.parsing = exchange
         if method == b"CONNECT":
             raise ValueError("CONNECT is not proxied")
@@ -195,17 +205,34 @@ class ClientConn(asyncio.Protocol):
             self.write(simple_response(status))
         if self.current is not None:
             self.current.abandon()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error answer without a reset, which could destroy the answer
+        before the client reads it: send FIN, ignore input, close fully later."""
         self.closed = True
-        self.close()
+        self.head_deadline = 0.0
+        transport = self.transport
+        if transport is None or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        if self._pauses:
+            self._pauses.clear()
+            transport.resume_reading()
+        self.linger_until = self.router.clock + 5.0
 
     def exchange_done(self, exchange: Exchange, *, keep_alive: bool) -> None:
         if exchange is not self.current:
             return
         self.current = None
-        self.idle_since = time.monotonic()
+        self.idle_since = self.router.clock
         if not keep_alive or self.closed:
-            self.closed = True
-            self.close()
+            if exchange.body_done or self.closed:
+                self.closed = True
+                self.close()
+            else:
+                self._linger()  # the client is still sending a body we will not read
             return
         if self.queue:
             self.current = self.queue.popleft()
@@ -225,12 +252,15 @@ class ClientConn(asyncio.Protocol):
 
     def expire(self, now: float) -> None:
         """Sweeper: a slow request head gets 408; an idle keep-alive connection closes."""
-        if self.head_deadline and now > self.head_deadline:
-            self.head_deadline = 0.0
+        if self.linger_until:
+            if now > self.linger_until:
+                self.close()
+        elif self.head_deadline and now > self.head_deadline:
             self.router.stats.rejected += 1
             self.write(simple_response(408))
-            self.closed = True
-            self.close()
+            if self.current is not None:
+                self.current.abandon()
+            self._linger()
         elif self.current is None and self.tunnel is None and not self.queue:
             idle_limit = self.router.idle_limit()
             if now - self.idle_since > idle_limit:

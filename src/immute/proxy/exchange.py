@@ -12,7 +12,7 @@ import time
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
-from immute.proxy.http1 import IDEMPOTENT, LAST_CHUNK, Head, chunk, simple_response
+from immute.proxy.http1 import IDEMPOTENT, LAST_CHUNK, Special, chunk, forwarded, simple_response
 from immute.proxy.tunnel import Tunnel
 from immute.proxy.upstream import UpstreamConn
 
@@ -34,47 +34,35 @@ def cookie_value(cookies: bytes | None, name: str) -> str | None:
 
 
 class Exchange:
-    __slots__ = (
-        "attempts",
-        "body_done",
-        "body_written",
-        "chunked_request",
-        "chunked_response",
-        "client",
-        "close_after",
-        "conn",
-        "done",
-        "head",
-        "held_until",
-        "host",
-        "interim",
-        "keep_alive",
-        "method",
-        "pending",
-        "pending_size",
-        "release",
-        "replay",
-        "replay_size",
-        "request",
-        "request_id",
-        "responded",
-        "response_bytes",
-        "router",
-        "service",
-        "set_cookie",
-        "started",
-        "status",
-        "target",
-        "tried",
-        "upgrade",
-        "url",
-        "version",
-    )
+    """Per-request state. Scalars default at class level, so that creating one per
+    request sets only what the request head decides (this is the hot path)."""
+
+    service: LiveService | None = None
+    target: LiveTarget | None = None
+    conn: UpstreamConn | None = None
+    request_id = ""
+    head = b""
+    pending: list[bytes] | None = None
+    pending_size = 0
+    replay: list[bytes] | None = None
+    replay_ok = True
+    replay_size = 0
+    body_written = body_done = False
+    interim = responded = response_bytes = False
+    chunked_response = close_after = done = False
+    held_until = 0.0
+    attempts = 0
+    tried: tuple[LiveTarget, ...] = ()
+    refused: tuple[LiveTarget, ...] = ()
+    status = 0
+    set_cookie = b""
+    release = ""
 
     def __init__(
         self,
         client: ClientConn,
-        request: Head,
+        lines: list[bytes],
+        special: Special,
         *,
         method: bytes,
         url: bytes,
@@ -84,55 +72,35 @@ class Exchange:
     ) -> None:
         self.client = client
         self.router: Router = client.router
-        self.request = request
+        self.lines, self.special = lines, special
         self.method, self.url, self.version = method, url, version
         self.keep_alive, self.upgrade = keep_alive, upgrade
-        self.host = (request.get(b"host") or b"").decode("latin-1")
-        encoding = request.get(b"transfer-encoding")
+        host = special.get(b"host")
+        self.host = host.decode("latin-1") if host else ""
+        encoding = special.get(b"transfer-encoding")
         self.chunked_request = encoding is not None and encoding.lower().endswith(b"chunked")
-        self.request_id = ""
-        self.service: LiveService | None = None
-        self.target: LiveTarget | None = None
-        self.conn: UpstreamConn | None = None
-        self.head = b""
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-        self.replay: list[bytes] | None = []
-        self.replay_size = 0
-        self.body_written = self.body_done = False
-        self.interim = self.responded = self.response_bytes = False
-        self.chunked_response = self.close_after = self.done = False
-        self.held_until = 0.0
-        self.attempts = 0
-        self.tried: list[LiveTarget] = []
-        self.status = 0
-        self.set_cookie = b""
-        self.release = ""
         self.started = time.monotonic()
 
     # Request side -------------------------------------------------------------
     def start(self) -> None:
-        self.request_id = self.router.request_id(self.request.get(b"x-request-id"))
-        self.head = self._request_head()
-        self._route()
-
-    def _request_head(self) -> bytes:
-        request = self.request
-        forwarded = request.get(b"x-forwarded-for")
+        special = self.special
+        self.request_id = request_id = self.router.request_id(special.get(b"x-request-id"))
+        chain = special.get(b"x-forwarded-for")
         peer = self.client.peer_bytes
         lines = [
             b"%s %s HTTP/1.1\r\n" % (self.method, self.url),
-            *request.forwarded_lines(),
-            b"x-forwarded-for: %s\r\n" % (forwarded + b", " + peer if forwarded else peer),
+            *forwarded(self.lines, special),
+            b"x-forwarded-for: %s\r\n" % (chain + b", " + peer if chain else peer),
             b"x-forwarded-proto: http\r\nx-forwarded-host: %s\r\nx-request-id: %s\r\n"
-            % (request.get(b"host") or b"", self.request_id.encode()),
+            % (special.get(b"host") or b"", request_id.encode()),
         ]
         if self.chunked_request:
             lines.append(b"transfer-encoding: chunked\r\n")
         if self.upgrade:
-            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % request.get(b"upgrade"))
+            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % special.get(b"upgrade"))
         lines.append(b"\r\n")
-        return b"".join(lines)
+        self.head = b"".join(lines)
+        self._route()
 
     def request_body(self, data: bytes) -> None:
         if not self.done:
@@ -144,15 +112,19 @@ class Exchange:
         self.body_done = True
 
     def _queue_body(self, framed: bytes) -> None:
-        if self.replay is not None:
+        if self.replay_ok:
+            if self.replay is None:
+                self.replay = []
             self.replay.append(framed)
             self.replay_size += len(framed)
             if self.replay_size > self.router.config.retry_body_limit:
-                self.replay = None
+                self.replay, self.replay_ok = None, False
         if self.conn is not None:
             self.conn.write(framed)
             self.body_written = True
             return
+        if self.pending is None:
+            self.pending = []
         self.pending.append(framed)
         self.pending_size += len(framed)
         if self.pending_size > self.router.config.body_buffer_limit:
@@ -161,11 +133,16 @@ class Exchange:
     # Routing ----------------------------------------------------------------
     def _route(self) -> None:
         service = self.service or self.router.table.resolve(self.host)
-        now = time.monotonic()
+        now = self.router.clock
         target = None
         if service is not None:
             self.service = service
-            target = service.pick(now, sticky_key=self._sticky_key(service), exclude=self.tried)
+            key = self._sticky_key(service) if service.sticky is not None else None
+            target = service.pick(now, sticky_key=key, exclude=self.tried)
+            if target is None and self.tried:
+                # A broken connection says little about its target: go back to one
+                # that did not refuse us rather than hold the request.
+                target = service.pick(now, sticky_key=key, exclude=self.refused)
         if target is None:
             self._hold(now)
         else:
@@ -176,15 +153,15 @@ class Exchange:
         if sticky is None:
             return None
         if sticky.kind == "header":
-            value = self.request.get(sticky.name.lower().encode())
+            value = self.special.get(sticky.name.lower().encode())
             return value.decode("latin-1") if value else None
-        return cookie_value(self.request.get(b"cookie"), sticky.name)
+        return cookie_value(self.special.get(b"cookie"), sticky.name)
 
     def _maybe_set_cookie(self, service: LiveService) -> None:
         sticky = service.sticky
         if sticky is None or sticky.kind != "cookie":
             return
-        if cookie_value(self.request.get(b"cookie"), sticky.name) != self.release:
+        if cookie_value(self.special.get(b"cookie"), sticky.name) != self.release:
             name, value = sticky.name.encode(), self.release.encode()
             self.set_cookie = b"set-cookie: %s=%s; Path=/; HttpOnly\r\n" % (name, value)
 
@@ -200,7 +177,7 @@ class Exchange:
 
     def wake(self) -> None:
         if not self.done:
-            self.tried.clear()
+            self.tried = self.refused = ()
             self.service = None
             self._route()
 
@@ -223,15 +200,17 @@ class Exchange:
         self.target = target
         self.release = target.release
         self.attempts += 1
-        self.tried.append(target)
-        target.begin(self)
+        self.tried = (*self.tried, target)
+        target.inflight.add(self)
         target.requests += 1
         if self.service is not None and self.service.sticky is not None:
             self._maybe_set_cookie(self.service)
-        conn = target.take_idle()
-        if conn is not None:
-            self._use(conn, reused=True)
-            return
+        idle = target.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                self._use(conn, reused=True)
+                return
         task = asyncio.ensure_future(self.router.connect(target))
         task.add_done_callback(lambda fut: self._connected(target, fut))
 
@@ -246,6 +225,7 @@ class Exchange:
             return
         target.failures += 1
         target.ejected_until = time.monotonic() + self.router.config.eject_seconds
+        self.refused = (*self.refused, target)
         if not self.done and self.target is target:
             self._retry_or_fail(connect_failed=True)
 
@@ -256,11 +236,11 @@ class Exchange:
         head = self.head
         if not self.host and self.target is not None:
             head = head[:-2] + b"host: %s\r\n\r\n" % self.target.address.encode()
-        body = self.replay if self.body_written and self.replay is not None else self.pending
+        body = self.replay if self.body_written and self.replay_ok else self.pending
         conn.write(head + b"".join(body) if body else head)
         self.body_written = self.body_written or bool(body)
         if self.pending:
-            self.pending, self.pending_size = [], 0
+            self.pending, self.pending_size = None, 0
             self.client.resume("body")
         if self.client.writing_paused and conn.transport is not None:
             conn.transport.pause_reading()
@@ -283,7 +263,7 @@ class Exchange:
         connection when the whole body is still at hand."""
         if self.response_bytes or self.attempts >= self.router.config.max_attempts:
             return False
-        replayable = self.replay is not None or not self.body_written
+        replayable = self.replay_ok or not self.body_written
         if connect_failed or not replayable:
             return replayable
         return self.method in IDEMPOTENT or (reused and self.body_done)
@@ -324,7 +304,9 @@ class Exchange:
         self._finish(keep_alive=False)
 
     # Response side ------------------------------------------------------------
-    def response_head(self, status: int, reason: bytes, response: Head) -> None:
+    def response_head(
+        self, status: int, reason: bytes, headers: list[bytes], special: Special
+    ) -> None:
         self.response_bytes = True
         if 100 <= status < 200 and status != 101:
             self.interim = True
@@ -333,21 +315,19 @@ class Exchange:
             return
         self.status = status
         self.responded = True
-        self.client.write(self._response_head(status, reason, response))
-
-    def _response_head(self, status: int, reason: bytes, response: Head) -> bytes:
         lines = [
             b"HTTP/1.1 %d %s\r\n" % (status, reason),
-            *response.forwarded_lines(),
+            *forwarded(headers, special),
             b"x-request-id: %s\r\n" % self.request_id.encode(),
         ]
         if self.set_cookie:
             lines.append(self.set_cookie)
         if status == 101 and self.upgrade:
-            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n\r\n" % response.get(b"upgrade"))
-            return b"".join(lines)
+            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n\r\n" % special.get(b"upgrade"))
+            self.client.write(b"".join(lines))
+            return
         no_body = self.method == b"HEAD" or status in (204, 304)
-        if not no_body and response.get(b"content-length") is None:
+        if not no_body and special.get(b"content-length") is None:
             if self.version == "1.1":
                 self.chunked_response = True
                 lines.append(b"transfer-encoding: chunked\r\n")
@@ -359,7 +339,7 @@ class Exchange:
             lines.append(b"connection: close\r\n\r\n")
         else:
             lines.append(b"connection: keep-alive\r\n\r\n" if self.version == "1.0" else b"\r\n")
-        return b"".join(lines)
+        self.client.write(b"".join(lines))
 
     def response_body(self, data: bytes) -> None:
         self.client.write(chunk(data) if self.chunked_response else data)
@@ -383,7 +363,7 @@ class Exchange:
             self.upstream_failed(conn)
             return
         self.conn = None
-        websocket = (self.request.get(b"upgrade") or b"").lower() == b"websocket"
+        websocket = (self.special.get(b"upgrade") or b"").lower() == b"websocket"
         tunnel = Tunnel(self.client, conn, websocket=websocket, target=self.target)
         if self.target is not None:
             self.target.end(self)
@@ -395,16 +375,20 @@ class Exchange:
 
     def _finish(self, *, keep_alive: bool) -> None:
         self.done = True
-        self.router.table.release(self)
-        self._leave_target()
+        if self.held_until:
+            self.router.table.release(self)
+        target = self.target
+        if target is not None:
+            self.target = None
+            target.end(self)
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        self._record()
+        self.router.observe(self, self.release, time.monotonic() - self.started)
         self.client.exchange_done(self, keep_alive=keep_alive and not self.close_after)
 
     def _record(self) -> None:
-        self.router.observe(self, release=self.release, seconds=time.monotonic() - self.started)
+        self.router.observe(self, self.release, time.monotonic() - self.started)
 
     def abandon(self) -> None:
         """The client went away: drop upstream work without answering."""

@@ -2,7 +2,7 @@
 
 Headers are sorted once, as the parser reports them: lines to forward go into
 a list of ready-made `name: value` lines, and the few headers the proxy acts on
-go into a small dict. Building the forwarded head is then a join.
+go into a small dict (`Special`). Building the forwarded head is then a join.
 """
 
 from __future__ import annotations
@@ -29,42 +29,32 @@ REQUEST_REWRITTEN = frozenset(
 )
 REQUEST_WATCHED = HOP_BY_HOP | REQUEST_REWRITTEN | {b"host", b"content-length", b"cookie"}
 RESPONSE_WATCHED = HOP_BY_HOP | {b"content-length", b"x-request-id"}
-_DROPPED = HOP_BY_HOP | REQUEST_REWRITTEN
+DROPPED = HOP_BY_HOP | REQUEST_REWRITTEN
 _CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 
 
-class Head:
-    """The headers of one message as the parser reports them."""
+SIMPLE_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade", b"Keep-Alive", b"Close"})
+Special = dict[bytes, bytes]
 
-    __slots__ = ("lines", "size", "special")
 
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-        self.special: dict[bytes, bytes] = {}
-        self.size = 0
+def record(special: Special, lower: bytes, value: bytes) -> None:
+    """Keep a header the proxy acts on; repeated ones join as the RFC allows."""
+    previous = special.get(lower)
+    if previous is None:
+        special[lower] = value
+    else:
+        special[lower] = previous + (b"; " if lower == b"cookie" else b", ") + value
 
-    def add(self, name: bytes, value: bytes, watched: frozenset[bytes]) -> None:
-        lower = name.lower()
-        if lower in watched:
-            previous = self.special.get(lower)
-            joiner = b"; " if lower == b"cookie" else b", "
-            self.special[lower] = value if previous is None else previous + joiner + value
-            if lower in _DROPPED:
-                return
-        self.lines.append(name + b": " + value + b"\r\n")
 
-    def get(self, name: bytes) -> bytes | None:
-        return self.special.get(name)
-
-    def forwarded_lines(self) -> list[bytes]:
-        """The end-to-end lines, without headers that `Connection` names as hop-by-hop."""
-        connection = self.special.get(b"connection")
-        if connection is None:
-            return self.lines
-        tokens = {t.strip().lower() for t in connection.split(b",")} - _CONNECTION_OPTIONS
-        if not tokens:
-            return self.lines
-        return [line for line in self.lines if line.split(b":", 1)[0].lower() not in tokens]
+def forwarded(lines: list[bytes], special: Special) -> list[bytes]:
+    """The end-to-end lines, without headers that `Connection` names as hop-by-hop."""
+    connection = special.get(b"connection")
+    if connection is None or connection in SIMPLE_CONNECTION:
+        return lines
+    tokens = {t.strip().lower() for t in connection.split(b",")} - _CONNECTION_OPTIONS
+    if not tokens:
+        return lines
+    return [line for line in lines if line.split(b":", 1)[0].lower() not in tokens]
 
 
 def simple_response(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -54,6 +55,12 @@ class Persister:
         self._latest = table
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._write())
+            self._task.add_done_callback(self._report)
+
+    def _report(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # The proxy keeps serving from memory; the next change tries again.
+            sys.stderr.write(f"error: cannot save {self.path}: {task.exception()}\n")
 
     async def _write(self) -> None:
         while self._latest is not None:

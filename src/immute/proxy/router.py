@@ -37,9 +37,13 @@ Observer = Callable[["Exchange", str, float], None]
 class Router:
     def __init__(self, config: ProxyConfig, *, on_change: Callable[[RouteTable], None]) -> None:
         self.config = config
+        # Coarse time for deadlines counted in seconds; refreshed by the sweeper.
+        self.clock = time.monotonic()
         self.table = LiveTable(self._table_changed)
         self._on_change = on_change
         self.watched = REQUEST_WATCHED
+        # Coarse time for deadlines counted in seconds; refreshed by the sweeper.
+        self.clock = time.monotonic()
         self.stats = Stats()
         self.clients: set[ClientConn] = set()
         self.closing = False
@@ -70,20 +74,21 @@ class Router:
 
     def pool_return(self, conn: UpstreamConn) -> None:
         target = conn.target
-        if not conn.usable or not target.takes_new or len(target.idle) >= self.config.pool_max_idle:
+        idle = target.idle
+        if conn.closed or target.state != "ready" or len(idle) >= self.config.pool_max_idle:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
-        target.idle.append(conn)
+        conn.idle_since = self.clock
+        idle.append(conn)
 
-    def observe(self, exchange: Exchange, *, release: str, seconds: float) -> None:
+    def observe(self, exchange: Exchange, release: str, seconds: float) -> None:
         self.stats.requests += 1
         for observer in self.observers:
             observer(exchange, release, seconds)
 
     def client_opened(self, client: ClientConn) -> None:
         self.clients.add(client)
-        client.head_deadline = time.monotonic() + self.config.header_timeout
+        client.head_deadline = self.clock + self.config.header_timeout
 
     def client_closed(self, client: ClientConn) -> None:
         self.clients.discard(client)
@@ -96,7 +101,7 @@ class Router:
         return 0.5 if self.closing else self.config.keepalive_timeout
 
     def sweep(self) -> None:
-        now = time.monotonic()
+        now = self.clock = time.monotonic()
         for client in list(self.clients):
             client.expire(now)
             exchange = client.current
@@ -124,4 +129,7 @@ class Router:
             await asyncio.wait_for(self._empty.wait(), deadline)
         except TimeoutError:
             for client in list(self.clients):
-                client.close()
+                if client.tunnel is not None:
+                    client.tunnel.cut()  # WebSockets get 1001, going away
+                else:
+                    client.close()

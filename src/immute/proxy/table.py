@@ -67,13 +67,6 @@ class LiveTarget:
         state: TargetState = "draining" if self.state != "ready" else "ready"
         return Target(self.address, self.weight, state, self.release)
 
-    def take_idle(self) -> UpstreamConn | None:
-        while self.idle:
-            conn = self.idle.pop()
-            if conn.usable:
-                return conn
-        return None
-
     def close_idle(self) -> None:
         idle, self.idle = self.idle, []
         for conn in idle:
@@ -132,9 +125,11 @@ class LiveService:
     ) -> LiveTarget | None:
         """A ready target by weight (or by sticky key), skipping `exclude` and, while
         others remain, targets recently ejected for refusing connections."""
-        if self.paused or not self.ready:
+        ready = self.ready
+        if self.paused or not ready:
             return None
-        candidates = self.ready
+        if len(ready) == 1 and not exclude and sticky_key is None:
+            return ready[0]
         excluded = set(exclude)
         if sticky_key is not None:
             return self._pick_sticky(sticky_key, now, excluded)
@@ -183,10 +178,11 @@ class LiveTable:
         self._hosts: dict[str, tuple[str, ...]] = {}
         self._held: set[Waiter] = set()
         self._on_change = on_change
+        self.lone: LiveService | None = None
 
     def resolve(self, host: str) -> LiveService | None:
-        if len(self.services) == 1:
-            return next(iter(self.services.values()))
+        if self.lone is not None:
+            return self.lone
         name = service_for_host(self._hosts, host)
         return self.services.get(name) if name else None
 
@@ -263,6 +259,7 @@ class LiveTable:
 
     def _changed(self) -> None:
         self._hosts = {n: s.hosts for n, s in self.services.items()}
+        self.lone = next(iter(self.services.values())) if len(self.services) == 1 else None
         self._on_change(self.describe())
         held, self._held = self._held, set()
         for waiter in held:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from immute.proxy.http1 import RESPONSE_WATCHED, Head
+from immute.proxy.http1 import HOP_BY_HOP, RESPONSE_WATCHED, Special, record
+
+# Reason phrases are regenerated rather than parsed: one callback less per
+# response, and HTTP/1.1 clients must ignore them anyway (RFC 9112 4).
+REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 if TYPE_CHECKING:
     from immute.proxy.exchange import Exchange
@@ -27,8 +32,8 @@ class UpstreamConn(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
-        self._head = Head()
-        self._reason = b""
+        self._lines: list[bytes] = []
+        self._special: Special = {}
         self._done = False
         self._skip_body = False
         self._keep_alive = False
@@ -43,6 +48,8 @@ class UpstreamConn(asyncio.Protocol):
 
     def attach(self, exchange: Exchange) -> None:
         self.exchange = exchange
+        self._lines = []
+        self._special = {}
         self._done = False
         self._until_close = False
         self._skip_body = exchange.method == b"HEAD"
@@ -98,36 +105,52 @@ class UpstreamConn(asyncio.Protocol):
         else:
             exchange.upstream_failed(self)
 
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
     def pause_writing(self) -> None:
-        if self.exchange is not None:
+        if self.tunnel is not None:
+            self.tunnel.client.pause("tunnel")
+        elif self.exchange is not None:
             self.exchange.client.pause("upstream")
 
     def resume_writing(self) -> None:
-        if self.exchange is not None:
+        if self.tunnel is not None:
+            self.tunnel.client.resume("tunnel")
+        elif self.exchange is not None:
             self.exchange.client.resume("upstream")
 
     # httptools callbacks
-    def on_message_begin(self) -> None:
-        self._head = Head()
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason = reason
-
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head.add(name, value, RESPONSE_WATCHED)
+        lower = name.lower()
+        if lower in RESPONSE_WATCHED:
+            special = self._special
+            if lower in special:
+                record(special, lower, value)
+            else:
+                special[lower] = value
+            if lower in HOP_BY_HOP or lower == b"x-request-id":
+                return
+        self._lines.append(name + b": " + value + b"\r\n")
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
-        head = self._head
-        assert self.exchange is not None
-        self.exchange.response_head(status, self._reason, head)
+        lines, special = self._lines, self._special
+        reason = REASONS.get(status) or b"Unknown"
+        self.exchange.response_head(status, reason, lines, special)  # type: ignore[union-attr]
         if status < 200:
+            self._lines, self._special = [], {}
             return
         if self._skip_body:
             self._keep_alive = self.parser.should_keep_alive()
             self._done = True
         elif status not in (204, 304):
-            framed = head.get(b"content-length") or head.get(b"transfer-encoding")
+            framed = special.get(b"content-length") or special.get(b"transfer-encoding")
             self._until_close = framed is None
 
     def on_body(self, body: bytes) -> None:

@@ -6,7 +6,9 @@
     POST /echo        the request body back, chunked, as it streams in
     GET  /ws          WebSocket echo (with --ws)
 
-Run: python tests/router/backend.py --port N --name NAME [--ws]
+With --drop-reused it closes a connection, unanswered, at its second request.
+
+Run: python tests/router/router_backend.py --port N --name NAME [--ws]
 Prints "ready PORT" once listening.
 """
 
@@ -21,8 +23,10 @@ import httptools
 
 
 class Backend(asyncio.Protocol):
-    def __init__(self, name: bytes) -> None:
+    def __init__(self, name: bytes, *, drop_reused: bool = False) -> None:
         self.name = name
+        self.drop_reused = drop_reused
+        self.served = 0
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -57,6 +61,11 @@ class Backend(asyncio.Protocol):
             self._write(b"%x\r\n%b\r\n" % (len(body), body))
 
     def on_message_complete(self) -> None:
+        self.served += 1
+        if self.drop_reused and self.served > 1 and self.transport is not None:
+            # Like a server whose keep-alive timeout fired as this request came in.
+            self.transport.close()
+            return
         url = urlsplit(self.url)
         keep = self.parser.should_keep_alive()
         if self.streaming:
@@ -97,9 +106,11 @@ async def serve_ws(port: int, name: str) -> None:
         await server.serve_forever()
 
 
-async def serve_http(port: int, name: str) -> None:
+async def serve_http(port: int, name: str, *, drop_reused: bool = False) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Backend(name.encode()), "127.0.0.1", port)
+    server = await loop.create_server(
+        lambda: Backend(name.encode(), drop_reused=drop_reused), "127.0.0.1", port
+    )
     print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
     await server.serve_forever()
 
@@ -109,6 +120,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--name", default="backend")
     parser.add_argument("--ws", action="store_true")
+    parser.add_argument("--drop-reused", action="store_true")
     args = parser.parse_args()
     try:
         import uvloop
@@ -117,7 +129,10 @@ def main() -> None:
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run((serve_ws if args.ws else serve_http)(args.port, args.name))
+        if args.ws:
+            runner.run(serve_ws(args.port, args.name))
+        else:
+            runner.run(serve_http(args.port, args.name, drop_reused=args.drop_reused))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import httptools
 from immute.core.routes import Target
 from immute.routers.builtin import BuiltinRouter, start_router
 
-BACKEND = Path(__file__).with_name("backend.py")
+BACKEND = Path(__file__).with_name("router_backend.py")
 
 
 @dataclass
@@ -31,8 +31,10 @@ class Backend:
         return Target(self.address, weight, "ready", release or self.name)
 
 
-def start_backend(name: str, *, ws: bool = False) -> Backend:
+def start_backend(name: str, *, ws: bool = False, drop_reused: bool = False) -> Backend:
     argv = [sys.executable, str(BACKEND), "--name", name, *(["--ws"] if ws else [])]
+    if drop_reused:
+        argv.append("--drop-reused")
     if ws:
         argv += ["--port", str(free_port())]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE)
@@ -83,11 +85,15 @@ class Load:
 
 
 class _Response:
-    def __init__(self) -> None:
+    def __init__(self, *, head_only: bool) -> None:
+        self.head_only = head_only
         self.status = 0
         self.body = b""
         self.done = False
         self.keep_alive = True
+
+    def on_headers_complete(self) -> None:
+        self.done = self.head_only
 
     def on_body(self, body: bytes) -> None:
         self.body += body
@@ -112,7 +118,7 @@ class KeepAliveClient:
         length = f"content-length: {len(body)}\r\n" if body or method != "GET" else ""
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n{length}\r\n"
         self.writer.write(head.encode() + body)
-        response = _Response()
+        response = _Response(head_only=method == "HEAD")
         parser = httptools.HttpResponseParser(response)
         try:
             while not response.done:
@@ -199,3 +205,21 @@ async def wait_until(check: Callable[[], bool], *, attempts: int = 800) -> None:
             return
         await asyncio.sleep(0.025)
     raise AssertionError("condition not reached")
+
+
+@dataclass
+class Procs:
+    tmp: Path
+    started: list[subprocess.Popen[bytes]]
+
+    def backend(self, name: str, *, ws: bool = False, drop_reused: bool = False) -> Backend:
+        backend = start_backend(name, ws=ws, drop_reused=drop_reused)
+        self.started.append(backend.process)
+        return backend
+
+    def router(self, *extra: str, admin: Path | None = None, listen: str = "") -> RouterProc:
+        router = start_router_proc(
+            admin or self.tmp / "admin.sock", listen=listen, extra=extra, log=self.tmp / "r.log"
+        )
+        self.started.append(router.process)
+        return router
