@@ -51,7 +51,6 @@ def trailing_run(sequence: list[bool], value: bool) -> int:
 
 
 @relaxed
-@settings(deadline=None)
 @given(policies, results)
 def test_counters_are_the_trailing_runs(policy: HealthPolicy, sequence: list[bool]) -> None:
     for i, state in enumerate(run(policy, sequence)):
@@ -61,7 +60,6 @@ def test_counters_are_the_trailing_runs(policy: HealthPolicy, sequence: list[boo
 
 
 @relaxed
-@settings(deadline=None)
 @given(policies, results)
 def test_status_changes_only_when_a_run_reaches_its_threshold(
     policy: HealthPolicy, sequence: list[bool]
@@ -78,7 +76,6 @@ def test_status_changes_only_when_a_run_reaches_its_threshold(
 
 
 @relaxed
-@settings(deadline=None)
 @given(policies, results)
 def test_starting_until_enough_passes_in_a_row_whatever_fails(
     policy: HealthPolicy, sequence: list[bool]
@@ -90,7 +87,6 @@ def test_starting_until_enough_passes_in_a_row_whatever_fails(
 
 
 @relaxed
-@settings(deadline=None)
 @given(policies, results)
 def test_enough_passes_in_a_row_always_make_healthy(
     policy: HealthPolicy, sequence: list[bool]
@@ -100,7 +96,6 @@ def test_enough_passes_in_a_row_always_make_healthy(
 
 
 @relaxed
-@settings(deadline=None)
 @given(policies, results)
 def test_enough_failures_in_a_row_make_a_once_healthy_instance_unhealthy(
     policy: HealthPolicy, sequence: list[bool]
@@ -111,7 +106,6 @@ def test_enough_failures_in_a_row_make_a_once_healthy_instance_unhealthy(
 
 
 @relaxed
-@settings(deadline=None)
 @given(policies, st.lists(st.booleans(), min_size=1, max_size=30))
 def test_a_healthy_instance_survives_fewer_failures_than_the_threshold(
     policy: HealthPolicy, noise: list[bool]

@@ -50,7 +50,9 @@ async def test_metrics_and_access_log(procs: Procs) -> None:
     assert 'immute_router_requests_total{release="v7",service="web",status="2xx"} 5.0' in (
         text.decode()
     )
-    assert 'immute_router_request_duration_seconds_count{service="web"} 5.0' in text.decode()
+    assert 'immute_router_request_duration_seconds_count{release="v7",service="web"} 5.0' in (
+        text.decode()
+    )
     assert "immute_router_retries_total" in text.decode()
     await wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 5)
     record = json.loads(log.read_text().splitlines()[0])
