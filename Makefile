@@ -32,6 +32,7 @@ clean:
 .PHONY: docs
 docs: $(STAMP)
 	$(BIN)/python -m immute.client.reference
+	$(BIN)/python -m immute.cli.help_cache
 
 .PHONY: demo
 demo: $(STAMP)

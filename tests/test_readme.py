@@ -13,3 +13,10 @@ def test_readme_reference_is_generated_from_the_current_models() -> None:
 
 def test_readme_gives_the_test_command() -> None:
     assert "make test" in README.read_text(encoding="utf-8")
+
+
+def test_cached_root_help_is_what_typer_renders() -> None:
+    from immute.cli import ROOT_HELP
+    from immute.cli.help_cache import render_root_help
+
+    assert ROOT_HELP.read_text(encoding="utf-8") == render_root_help(), "run `make docs`"

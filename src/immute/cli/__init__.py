@@ -7,6 +7,12 @@ Heavy modules (pydantic, rich, the store) are imported inside commands so that
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+ROOT_HELP = Path(__file__).with_name("root_help.txt")
+"""``immute --help`` as typer renders it at 100 columns, written by ``make docs``
+and checked against the live rendering by the tests: building the whole command
+tree costs more than the 0.15 s the CLI may take to answer."""
 
 
 def main() -> None:
@@ -15,6 +21,9 @@ def main() -> None:
         from immute import __version__
 
         sys.stdout.write(f"immute {__version__}\n")
+        sys.exit(0)
+    if sys.argv[1:] == ["--help"] and ROOT_HELP.is_file():
+        sys.stdout.write(ROOT_HELP.read_text(encoding="utf-8"))
         sys.exit(0)
     from immute.cli.app import app
     from immute.cli.boundary import run
