@@ -36,21 +36,28 @@ def free_port() -> int:
 
 
 class ScratchApp:
-    def __init__(self, *, instances: int = 3, bake: str | None = "1m") -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="immute-bench-"))
+    """Shared by the benchmarks, ``make demo`` and the end-to-end tests."""
+
+    def __init__(
+        self, *, root: Path | None = None, instances: int = 3, bake: str | None = "1m"
+    ) -> None:
+        self.root = root or Path(tempfile.mkdtemp(prefix="immute-bench-"))
         self.dir = self.root / "hello"
         shutil.copytree(EXAMPLE, self.dir)
         self.state = self.root / "state"
         self.port = free_port()
-        spec: dict[str, Any] = yaml.safe_load((self.dir / "immute.yaml").read_text())
-        spec["router"]["listen"] = f"127.0.0.1:{self.port}"
-        spec["processes"]["web"]["instances"] = instances
+        self.spec: dict[str, Any] = yaml.safe_load((self.dir / "immute.yaml").read_text())
+        self.spec["router"]["listen"] = f"127.0.0.1:{self.port}"
+        self.spec["processes"]["web"]["instances"] = instances
         if bake is None:
-            spec["strategy"].pop("bake", None)
+            self.spec["strategy"].pop("bake", None)
         else:
-            spec["strategy"]["bake"] = bake
-        (self.dir / "immute.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+            self.spec["strategy"]["bake"] = bake
+        self.write_spec()
         self.env = {**os.environ, "IMMUTE_STATE_DIR": str(self.state)}
+
+    def write_spec(self) -> None:
+        (self.dir / "immute.yaml").write_text(yaml.safe_dump(self.spec, sort_keys=False))
 
     def greet(self, text: str) -> None:
         (self.dir / "greeting.txt").write_text(text + "\n")
@@ -58,7 +65,7 @@ class ScratchApp:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "immute", *args]
 
-    def run(self, *args: str, timeout: float = 180) -> str:
+    def run_or_exit(self, *args: str, timeout: float = 180) -> str:
         """Run one CLI command to its end; its stdout, or an exit naming its output."""
         result = subprocess.run(
             self.argv(*args),
@@ -76,7 +83,7 @@ class ScratchApp:
     def deploy(self, greeting: str, *extra: str) -> list[dict[str, Any]]:
         """Deploy with a new greeting; the agent's events (``deploy --json``)."""
         self.greet(greeting)
-        out = self.run("deploy", "--json", "-m", greeting, *extra)
+        out = self.run_or_exit("deploy", "--json", "-m", greeting, *extra)
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     def release_header(self) -> str:
@@ -102,7 +109,7 @@ class ScratchApp:
             )
         # Give processes that are on their way out a moment before calling them leftovers.
         settle = time.monotonic() + 2
-        while _processes_under(self.root) and time.monotonic() < settle:
+        while processes_under(self.root) and time.monotonic() < settle:
             time.sleep(0.1)
         leftovers = kill_processes_under(self.root)
         if leftovers:
@@ -127,7 +134,7 @@ def kill_processes_under(root: Path) -> list[str]:
     supervisor started a replacement meanwhile (bounded)."""
     killed: list[str] = []
     for _ in range(5):
-        found = _processes_under(root)
+        found = processes_under(root)
         if not found:
             break
         for pid, what in found.items():
@@ -138,7 +145,7 @@ def kill_processes_under(root: Path) -> list[str]:
     return killed
 
 
-def _processes_under(root: Path) -> dict[int, str]:
+def processes_under(root: Path) -> dict[int, str]:
     """pid -> a short description (``IMMUTE_INSTANCE`` or the command line)."""
     text = str(root)
     found = {}
