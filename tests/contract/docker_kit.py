@@ -96,3 +96,18 @@ def app_image(store: ImageStore, *, source: Path, argv: list[str]) -> str:
             app="docker-contract", context=context, processes={"web": argv}, stack=base
         )
         return build(store, inputs).manifest_digest
+
+
+def forget_engine_images(store_root: Path, *, keep: str) -> None:
+    """Remove from the engine the images of ``store_root`` that a test loaded,
+    except the manifest ``keep`` (the shared base image)."""
+    import docker
+    from docker.errors import APIError
+
+    store = ImageStore(store_root, create=False)
+    with contextlib.closing(docker.from_env()) as client:
+        for image in store.images():
+            if image.digest == keep:
+                continue
+            with contextlib.suppress(APIError, NotFoundError):
+                client.images.remove(store.manifest(image.digest).config.digest, force=True)

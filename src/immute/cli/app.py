@@ -35,7 +35,7 @@ def root(
 
 
 def _register() -> None:
-    from immute.cli import deploy_commands, images, logs, router, spec_commands, state
+    from immute.cli import deploy_commands, images, logs, router, spec_commands, state, volumes
 
     app.command()(spec_commands.init)
     app.command()(spec_commands.schema)
@@ -45,6 +45,7 @@ def _register() -> None:
     images.register(app)
     deploy_commands.register(app)
     app.add_typer(logs.app)
+    app.add_typer(volumes.app, name="volumes")
 
 
 _register()

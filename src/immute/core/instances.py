@@ -51,6 +51,7 @@ class InstanceSpec:
     never write it down. ``port`` is None for workers that listen on nothing;
     otherwise the runtime adds ``PORT`` to the environment.
 
+    ``runtime`` names the runtime meant to run it (the agent hands it over).
     The rest matters to container runtimes only: ``image_id`` is the image's
     config digest (the ID an engine gives it), ``image_export`` writes the image
     as a ``docker load`` tar at the path it is given (called only when the
@@ -65,6 +66,7 @@ class InstanceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     port: int | None = None
     stop_grace: float = 10.0
+    runtime: str = "process"
     image_id: str = ""
     image_export: Callable[[Path], object] | None = None
     scratch: tuple[str, ...] = ()

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -50,6 +50,7 @@ VOLUME_LABEL = f"{PREFIX}volume"
 LABEL_FIELDS = ("instance_id", "app", "process", "release", "image_digest", "config_digest")
 STREAMS: tuple[LogStream, LogStream] = ("stdout", "stderr")
 ENGINE_TIMEOUT = 120
+DEFAULT_HOST = "unix:///var/run/docker.sock"
 T = TypeVar("T")
 
 
@@ -60,10 +61,19 @@ def connect() -> DockerClient:
     import docker
     from docker.errors import DockerException
 
+    host = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        raise EngineError(
+            f"no Docker engine socket at {host.removeprefix('unix://')}: start dockerd "
+            "(`systemctl start docker` or `.ci/start-docker`) or set DOCKER_HOST"
+        )
+    client: DockerClient | None = None
     try:
         client = docker.from_env(timeout=ENGINE_TIMEOUT)
         client.ping()
     except DockerException as exc:
+        if client is not None:
+            client.close()
         raise EngineError(
             "the Docker engine does not answer (is dockerd running? start it with "
             "`systemctl start docker` or `.ci/start-docker`, or set DOCKER_HOST): "
@@ -248,7 +258,6 @@ class DockerRuntime:
         if container is not None:
             with contextlib.suppress(NotFound):
                 container.remove(force=True, v=False)
-        shutil.rmtree(self.state_dir / "exports", ignore_errors=True)
 
 
 def container_name(instance_id: str) -> str:
