@@ -100,3 +100,7 @@ class DeployError(ImmuteError):
 
 class AgentError(ImmuteError):
     """The agent cannot be started or reached, or refused a request."""
+
+
+class EngineError(InstanceError):
+    """The container engine cannot be reached or refused a request; says what to do."""

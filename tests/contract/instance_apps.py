@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -37,19 +37,32 @@ def app_spec(
     env: Mapping[str, str] | None = None,
     port: int | None = -1,
     stop_grace: float = 5.0,
-    argv: tuple[str, ...] = (sys.executable, "app.py"),
+    argv: tuple[str, ...] | None = None,
+    python: str = sys.executable,
+    image_digest: str = DIGEST,
+    image_id: str = "",
+    image_export: Callable[[Path], object] | None = None,
 ) -> InstanceSpec:
-    """A spec for the test app; ``port=-1`` picks a free loopback port."""
+    """A spec for the test app; ``port=-1`` picks a free loopback port.
+
+    ``python`` runs ``app.py`` unless ``argv`` says otherwise; container runtimes
+    run ``image_id``, loading it through ``image_export`` if need be."""
     return InstanceSpec(
         labels=InstanceLabels(
-            instance_id=instance_id, app="hello", process="web", release="v1", image_digest=DIGEST
+            instance_id=instance_id,
+            app="hello",
+            process="web",
+            release="v1",
+            image_digest=image_digest,
         ),
         root_dir=root,
         workdir="/app",
-        argv=argv,
+        argv=argv or (python, "app.py"),
         env=dict(env or {}),
         port=free_port() if port == -1 else port,
         stop_grace=stop_grace,
+        image_id=image_id,
+        image_export=image_export,
     )
 
 

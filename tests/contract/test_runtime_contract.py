@@ -1,7 +1,9 @@
 """What every runtime does, checked against real instances of a real HTTP app.
 
-Parametrised over the runtimes available here: ``process`` always; ``docker``
-joins when issue 6 adds it.
+Parametrised over the runtimes: ``process`` always; ``docker`` against a real
+engine (skipped with the reason when none answers, failed when
+``IMMUTE_REQUIRE_DOCKER=1``), with the test app in an image built on a Debian
+base image.
 """
 
 from __future__ import annotations
@@ -21,17 +23,36 @@ import pytest
 
 from immute.core.instances import InstanceInfo, InstanceSpec, InstanceState, LogBatch, LogLine
 from immute.errors import InstanceError, NotFoundError
+from immute.images.archive import export_image
+from immute.images.store import ImageStore
 from immute.runtimes.base import Runtime, follow_logs, load_runtime
 
-from .instance_apps import app_root, app_spec, stop_everything, wait_for_exit, wait_for_http
+from . import docker_kit
+from .instance_apps import (
+    APP_SOURCE,
+    app_root,
+    app_spec,
+    stop_everything,
+    wait_for_exit,
+    wait_for_http,
+)
 
-RUNTIMES = ["process"]
+RUNTIMES = ["process", pytest.param("docker", marks=pytest.mark.docker)]
 
 
 @pytest.fixture(params=RUNTIMES)
 def runtime_name(request: pytest.FixtureRequest) -> str:
     name: str = request.param
+    if name == "docker":
+        docker_kit.require_engine()
     return name
+
+
+@pytest.fixture(scope="session")
+def docker_app_image() -> tuple[ImageStore, str]:
+    """The test app's image on the Debian base, in the image store kept between runs."""
+    store = docker_kit.shared_store()
+    return store, docker_kit.app_image(store, source=APP_SOURCE, argv=["python3", "app.py"])
 
 
 @pytest.fixture
@@ -50,12 +71,22 @@ MakeSpec = Callable[..., InstanceSpec]
 
 
 @pytest.fixture
-def make_spec(runtime_name: str, tmp_path: Path) -> MakeSpec:
+def make_spec(runtime_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> MakeSpec:
     """Specs of the test app as this runtime runs it: ``make_spec(id, env=..., ...)``.
 
-    For ``process`` the app sits in a read-only root under the host's Python; a
-    container runtime would give its image digest and ``python3`` instead.
+    For ``process`` the app sits in a read-only root under the host's Python;
+    for ``docker`` it is an image in immute's store, run with the image's ``python3``.
     """
+    if runtime_name == "docker":
+        store, digest = request.getfixturevalue("docker_app_image")
+        return functools.partial(
+            app_spec,
+            Path("/"),
+            image_digest=digest,
+            image_id=store.manifest(digest).config.digest,
+            image_export=functools.partial(export_image, store, digest),
+            python="python3",
+        )
     return functools.partial(app_spec, app_root(tmp_path))
 
 
@@ -205,19 +236,34 @@ def test_remove_stops_and_forgets(runtime: Runtime, make_spec: MakeSpec) -> None
 
 
 STARTER = """
-import asyncio, json, sys, time
+import asyncio, functools, json, sys, time
 from pathlib import Path
 from immute.core.instances import InstanceLabels, InstanceSpec
+from immute.images.archive import export_image
+from immute.images.store import ImageStore
 from immute.runtimes.base import load_runtime
 
 name, state_dir, raw = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
 raw["labels"] = InstanceLabels(**raw["labels"])
 raw["root_dir"] = Path(raw["root_dir"])
 raw["argv"] = tuple(raw["argv"])
+store = raw.pop("image_store")
+if store:
+    export = functools.partial(export_image, ImageStore(Path(store)), raw["labels"].image_digest)
+    raw["image_export"] = export
 info = asyncio.run(load_runtime(name, state_dir=state_dir).start(InstanceSpec(**raw)))
 print(info.handle, flush=True)
 time.sleep(60)
 """
+
+
+def image_store_of(spec: InstanceSpec) -> str | None:
+    """Where the spec's export reads the image from (a child rebuilds the export)."""
+    export = spec.image_export
+    if isinstance(export, functools.partial):
+        store: ImageStore = export.args[0]
+        return str(store.root)
+    return None
 
 
 def test_instance_outlives_the_process_that_started_it(
@@ -232,6 +278,8 @@ def test_instance_outlives_the_process_that_started_it(
         "env": dict(spec.env),
         "port": spec.port,
         "stop_grace": spec.stop_grace,
+        "image_id": spec.image_id,
+        "image_store": image_store_of(spec),
     }
     agent = subprocess.Popen(
         [sys.executable, "-c", STARTER, runtime_name, str(state_dir), json.dumps(raw)],

@@ -25,6 +25,7 @@ from immute.agent.deploys import ABORT_STRATEGY, Deploy, Emit, Executor
 from immute.agent.instances import Instances, LogHooks
 from immute.agent.liveness import LivenessWatch
 from immute.agent.releases import ReleaseContext
+from immute.agent.runtime_set import RuntimeSet
 from immute.agent.secret_values import SecretValues
 from immute.core.release import Release, ReleaseStatus
 from immute.core.spec import Spec
@@ -32,7 +33,6 @@ from immute.errors import AgentError, DeployError, ImmuteError, NotFoundError
 from immute.images.prune import prune as prune_images
 from immute.images.store import ImageStore
 from immute.routers.builtin import BuiltinRouter, start_router
-from immute.runtimes.base import load_runtime
 from immute.runtimes.ports import free_port
 from immute.store.journal import DeployKind
 from immute.store.state import Store
@@ -79,7 +79,7 @@ class Agent:
         # Deploys and the supervisor's repairs never interleave.
         self.busy = asyncio.Lock()
         self._instances: Instances | None = None
-        self.runtime = load_runtime("process", state_dir=state_dir / "runtime")
+        self.runtime = RuntimeSet(state_dir)
         self.logs = LogHooks()
         self._liveness: LivenessWatch | None = None
 

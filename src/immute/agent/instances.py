@@ -10,20 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets as random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from immute.agent.health import HealthMonitor, target_for
 from immute.agent.releases import ReleaseContext
 from immute.core.commands import expand_argv
 from immute.core.health import HealthStatus, probe_of
-from immute.core.instances import InstanceInfo, InstanceLabels, InstanceSpec, InstanceState
+from immute.core.instances import (
+    InstanceInfo,
+    InstanceLabels,
+    InstanceSpec,
+    InstanceState,
+    Mount,
+)
 from immute.core.routes import MAX_WEIGHT, Target
 from immute.errors import DeployError, ImmuteError
-from immute.images.host_run import host_run
+from immute.images.archive import export_image
+from immute.images.host_run import HostRun, host_run, image_run
 from immute.images.store import ImageStore
 from immute.routers.base import Router
 from immute.runtimes.base import Runtime
@@ -101,9 +110,7 @@ class Instances:
         *,
         argv: list[str] | None = None,
     ) -> InstanceInfo:
-        # The host stack: the image's own PATH first, then the host's for its tools.
-        host = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
-        run = await asyncio.to_thread(host_run, self.images, release.image_digest, host_env=host)
+        run, extra = await self._placement(process, release)
         env = dict(run.env)
         env.update(release.spec.env)
         available = self.secrets()
@@ -134,8 +141,39 @@ class Instances:
                 env=env,
                 port=port,
                 stop_grace=spec.grace / 1000 if spec else 10.0,
+                **extra,
             )
         )
+
+    async def _placement(
+        self, process: str, release: ReleaseContext
+    ) -> tuple[HostRun, dict[str, Any]]:
+        """How the image runs on the release's runtime, and what only containers need.
+
+        The process runtime runs on the host stack (image paths rebased onto the
+        materialised root); a container sees the image's own paths."""
+        digest = release.image_digest
+        if release.spec.runtime == "process":
+            # The host stack: the image's own PATH first, then the host's for its tools.
+            host = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
+            return await asyncio.to_thread(host_run, self.images, digest, host_env=host), {}
+        run = await asyncio.to_thread(image_run, self.images, digest)
+        spec = release.spec
+        resources = spec.processes[process].resources if process in spec.processes else None
+        mounts = tuple(
+            Mount(volume_name(self.app, name), v.path, bind=v.bind, read_only=v.read_only)
+            for name, v in sorted(spec.volumes.items())
+            if not v.processes or process in v.processes
+        )
+        return run, {
+            "runtime": spec.runtime,
+            "image_id": self.images.manifest(digest).config.digest,
+            "image_export": functools.partial(export_image, self.images, digest),
+            "scratch": tuple(spec.scratch),
+            "mounts": mounts,
+            "cpus": resources.cpus if resources else None,
+            "memory": resources.memory if resources else None,
+        }
 
     async def _wait_ready(
         self, info: InstanceInfo, process: str, release: ReleaseContext, *, deadline: float
@@ -253,6 +291,11 @@ class Instances:
             for info in await self.runtime.observe()
             if info.state is InstanceState.RUNNING
         }
+
+
+def volume_name(app: str, volume: str) -> str:
+    """The engine's name of an app's volume: the same for every release."""
+    return f"immute-{app}-{volume}"
 
 
 def _weight(

@@ -82,6 +82,12 @@ def _logs(app: typer.Typer) -> None:
     app.add_typer(logs.app)
 
 
+def _volumes(app: typer.Typer) -> None:
+    from immute.cli import volumes
+
+    app.add_typer(volumes.app, name="volumes")
+
+
 _GROUPS: dict[str, Callable[[typer.Typer], None]] = {
     "spec": _spec,
     "state": _state,
@@ -89,6 +95,7 @@ _GROUPS: dict[str, Callable[[typer.Typer], None]] = {
     "images": _images,
     "deploys": _deploys,
     "logs": _logs,
+    "volumes": _volumes,
 }
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("init", "schema", "config"), "spec"),
@@ -97,5 +104,6 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("build", "images", "prune", "image", "deps"), "images"),
     **dict.fromkeys(("deploy", "rollback", "restart", "status", "down", "agent"), "deploys"),
     "logs": "logs",
+    "volumes": "volumes",
 }
 """Which group registers each top-level command (a test checks it against the tree)."""

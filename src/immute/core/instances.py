@@ -7,7 +7,7 @@ they observe, and the pure core plans over them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,6 +30,17 @@ class InstanceLabels:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """State mounted into an instance (container runtimes): a named volume, or
+    the host directory ``bind`` when the user named one."""
+
+    name: str
+    path: str
+    bind: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
     """Everything a runtime needs to start one instance.
 
@@ -39,6 +50,13 @@ class InstanceSpec:
     ``/app``. ``env`` holds secret values: runtimes pass it to the instance and
     never write it down. ``port`` is None for workers that listen on nothing;
     otherwise the runtime adds ``PORT`` to the environment.
+
+    ``runtime`` names the runtime meant to run it (the agent hands it over).
+    The rest matters to container runtimes only: ``image_id`` is the image's
+    config digest (the ID an engine gives it), ``image_export`` writes the image
+    as a ``docker load`` tar at the path it is given (called only when the
+    engine lacks the image), ``scratch`` the writable tmpfs paths besides ``/tmp``, ``mounts`` the
+    volumes, ``cpus`` and ``memory`` (bytes) the limits.
     """
 
     labels: InstanceLabels
@@ -48,6 +66,13 @@ class InstanceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     port: int | None = None
     stop_grace: float = 10.0
+    runtime: str = "process"
+    image_id: str = ""
+    image_export: Callable[[Path], object] | None = None
+    scratch: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    cpus: float | None = None
+    memory: int | None = None
 
     @property
     def instance_id(self) -> str:

@@ -1,4 +1,5 @@
-"""How to run an image's processes on the host stack, from its materialised root.
+"""How to run an image's processes: on the host stack from its materialised root,
+or as the image has them (containers).
 
 The process runtime starts each instance as a child process with ``cwd`` inside
 the shared, read-only root and the image's environment, where path lists name
@@ -39,22 +40,31 @@ def host_run(store: ImageStore, digest: str, *, host_env: Mapping[str, str]) -> 
     ``host_env`` is the environment the processes would otherwise get; its PATH
     entries follow the image's, so host tools stay reachable."""
     root = materialise(store, digest)
-    config = store.read_json(store.manifest(digest).config.digest)
-    settings = config.get("config") or {} if isinstance(config, dict) else {}
+    run = image_run(store, digest)
     env = dict(host_env)
-    for item in settings.get("Env") or []:
-        name, _, value = str(item).partition("=")
+    for name, value in run.env.items():
         env[name] = _rebase(root, value) if name in PATH_LISTS else value
     if "PATH" in host_env:
         env["PATH"] = _join_unique(env.get("PATH", ""), host_env["PATH"])
+    cwd = root / run.workdir.lstrip("/")
+    return HostRun(root=root, cwd=cwd, workdir=run.workdir, env=env, processes=run.processes)
+
+
+def image_run(store: ImageStore, digest: str) -> HostRun:
+    """How to run the image's processes inside the image itself (a container):
+    paths as the image has them, nothing materialised, ``root`` is ``/``."""
+    config = store.read_json(store.manifest(digest).config.digest)
+    settings = config.get("config") or {} if isinstance(config, dict) else {}
+    env = {}
+    for item in settings.get("Env") or []:
+        name, _, value = str(item).partition("=")
+        env[name] = value
     processes = {}
     for label, value in (settings.get("Labels") or {}).items():
         if str(label).startswith(LABEL_PROCESS_PREFIX):
             processes[str(label)[len(LABEL_PROCESS_PREFIX) :]] = _argv(label, value)
     workdir = str(settings.get("WorkingDir") or "/")
-    return HostRun(
-        root=root, cwd=root / workdir.lstrip("/"), workdir=workdir, env=env, processes=processes
-    )
+    return HostRun(root=Path("/"), cwd=Path(workdir), workdir=workdir, env=env, processes=processes)
 
 
 def _argv(label: str, value: object) -> list[str]:

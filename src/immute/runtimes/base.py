@@ -92,6 +92,7 @@ RuntimeFactory = Callable[[Path], Runtime]
 
 BUILTIN_RUNTIMES: Mapping[str, str] = {
     "process": "immute.runtimes.process:ProcessRuntime",
+    "docker": "immute.runtimes.docker:DockerRuntime",
 }
 """Built-in runtimes by name, imported only when chosen (the Docker SDK is heavy)."""
 

@@ -1,0 +1,113 @@
+"""A real Docker engine and a real base image for the docker runtime's tests.
+
+No image can be pulled here: the base image is Debian bookworm with Python made
+by ``bench/docker_base.py`` (debootstrap, cached as a tar, ``docker import``ed),
+then ``docker save``d and imported into immute's store as a user would with
+``immute image import``. Tests skip with the reason when no engine answers, and
+fail instead when ``IMMUTE_REQUIRE_DOCKER=1`` (CI sets it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+import docker_base  # noqa: E402
+from immute.errors import NotFoundError  # noqa: E402
+from immute.images.archive import import_archive  # noqa: E402
+from immute.images.builder import build  # noqa: E402
+from immute.images.inputs import BuildInputs  # noqa: E402
+from immute.images.store import ImageStore  # noqa: E402
+
+
+def need(ok: bool, reason: str) -> None:
+    """Skip the test for ``reason`` unless CI requires Docker, then fail."""
+    if ok:
+        return
+    if os.environ.get("IMMUTE_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"IMMUTE_REQUIRE_DOCKER=1 but {reason}")
+    pytest.skip(reason)
+
+
+def require_engine() -> None:
+    docker = shutil.which("docker")
+    answers = docker is not None and (
+        subprocess.run([docker, "info"], capture_output=True, check=False, timeout=60).returncode
+        == 0
+    )
+    need(answers, "no Docker engine answers `docker info` (run .ci/start-docker)")
+
+
+def base_image_tar() -> Path:
+    """``docker save`` of the base image, cached beside the root file system tar
+    under the engine's image ID (a re-imported base gets a new file)."""
+    require_engine()
+    try:
+        tag = docker_base.ensure_base_image()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        need(False, f"cannot make the Debian base image: {exc}")
+    inspect = ["docker", "image", "inspect", "--format", "{{.Id}}", tag]
+    image_id = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
+    saved = docker_base.cache_dir() / f"base-{image_id.removeprefix('sha256:')[:16]}.tar"
+    if not saved.exists():
+        partial = saved.with_suffix(f".partial-{os.getpid()}")
+        subprocess.run(["docker", "save", "-o", str(partial), tag], check=True)
+        partial.rename(saved)
+    return saved
+
+
+def base_in_store(store: ImageStore) -> str:
+    """The base image's manifest digest in ``store``, imported from the saved tar
+    unless the store already holds it (importing re-checks 280 MB)."""
+    tar = base_image_tar()
+    remembered = store.root / f"{tar.stem}.digest"
+    with contextlib.suppress(OSError, NotFoundError):
+        digest = remembered.read_text().strip()
+        store.manifest(digest)
+        return digest
+    digest, _name = import_archive(store, tar)
+    remembered.write_text(digest)
+    return digest
+
+
+def shared_store() -> ImageStore:
+    """An image store kept between runs, beside the cached base image."""
+    return ImageStore(docker_base.cache_dir() / "immute-store")
+
+
+def app_image(store: ImageStore, *, source: Path, argv: list[str]) -> str:
+    """An image of the single-file app ``source`` at /app/app.py on the base image."""
+    base = base_in_store(store)
+    with tempfile.TemporaryDirectory(prefix="immute-docker-app-") as temp:
+        context = Path(temp)
+        shutil.copy(source, context / "app.py")
+        inputs = BuildInputs(
+            app="docker-contract", context=context, processes={"web": argv}, stack=base
+        )
+        return build(store, inputs).manifest_digest
+
+
+def forget_engine_images(store_root: Path, *, keep: str) -> None:
+    """Remove from the engine the images of ``store_root`` that a test loaded,
+    except the manifest ``keep`` (the shared base image)."""
+    import docker
+    from docker.errors import APIError
+
+    store = ImageStore(store_root, create=False)
+    with contextlib.closing(docker.from_env()) as client:
+        for image in store.images():
+            if image.digest == keep:
+                continue
+            with contextlib.suppress(APIError, NotFoundError):
+                client.images.remove(store.manifest(image.digest).config.digest, force=True)
