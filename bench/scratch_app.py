@@ -36,7 +36,12 @@ def free_port() -> int:
 
 
 class ScratchApp:
-    def __init__(self, *, instances: int = 3, bake: str | None = "1m") -> None:
+    """``runtime="docker"`` deploys containers on the Debian base image of
+    ``docker_base`` (imported into the copy's store), under a unique app name."""
+
+    def __init__(
+        self, *, instances: int = 3, bake: str | None = "1m", runtime: str = "process"
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="immute-bench-"))
         self.dir = self.root / "hello"
         shutil.copytree(EXAMPLE, self.dir)
@@ -49,8 +54,18 @@ class ScratchApp:
             spec["strategy"].pop("bake", None)
         else:
             spec["strategy"]["bake"] = bake
-        (self.dir / "immute.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         self.env = {**os.environ, "IMMUTE_STATE_DIR": str(self.state)}
+        self.base: str | None = None
+        if runtime == "docker":
+            self.base = self._import_base()
+            spec.update(app=f"bench-{self.port}", runtime="docker", build={"stack": self.base})
+        (self.dir / "immute.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    def _import_base(self) -> str:
+        from docker_base import saved_image_tar
+
+        out = self.run("image", "import", str(saved_image_tar()), timeout=600)
+        return out.split()[1]
 
     def greet(self, text: str) -> None:
         (self.dir / "greeting.txt").write_text(text + "\n")
@@ -104,6 +119,10 @@ class ScratchApp:
         settle = time.monotonic() + 2
         while _processes_under(self.root) and time.monotonic() < settle:
             time.sleep(0.1)
+        if self.base is not None:
+            from docker_base import forget_engine_images
+
+            forget_engine_images(self.state / "images", keep=self.base)
         leftovers = kill_processes_under(self.root)
         if leftovers:
             print(
