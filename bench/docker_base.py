@@ -7,6 +7,7 @@ packages, cached as a tar under ``$IMMUTE_BENCH_CACHE`` (default
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -57,6 +58,38 @@ def ensure_base_image() -> str:
             ["docker", "import", str(rootfs_tar()), BASE_TAG], check=True, capture_output=True
         )
     return BASE_TAG
+
+
+def saved_image_tar() -> Path:
+    """``docker save`` of the base image, for ``immute image import``; cached
+    beside the root file system tar under the engine's image ID."""
+    tag = ensure_base_image()
+    inspect = ["docker", "image", "inspect", "--format", "{{.Id}}", tag]
+    image_id = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
+    saved = cache_dir() / f"base-{image_id.removeprefix('sha256:')[:16]}.tar"
+    if not saved.exists():
+        partial = saved.with_suffix(f".partial-{os.getpid()}")
+        subprocess.run(["docker", "save", "-o", str(partial), tag], check=True)
+        partial.rename(saved)
+    return saved
+
+
+def forget_engine_images(store_root: Path, *, keep: str) -> None:
+    """Remove from the engine the images of the immute store at ``store_root``
+    that deploys loaded into it, except the manifest ``keep`` (the base image)."""
+    import docker
+    from docker.errors import APIError
+
+    from immute.errors import NotFoundError
+    from immute.images.store import ImageStore
+
+    store = ImageStore(store_root, create=False)
+    with contextlib.closing(docker.from_env()) as client:
+        for image in store.images():
+            if image.digest == keep:
+                continue
+            with contextlib.suppress(APIError, NotFoundError):
+                client.images.remove(store.manifest(image.digest).config.digest, force=True)
 
 
 if __name__ == "__main__":

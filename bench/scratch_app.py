@@ -36,10 +36,18 @@ def free_port() -> int:
 
 
 class ScratchApp:
-    """Shared by the benchmarks, ``make demo`` and the end-to-end tests."""
+    """Shared by the benchmarks, ``make demo`` and the end-to-end tests.
+
+    ``runtime="docker"`` deploys containers on the Debian base image of
+    ``docker_base`` (imported into the copy's store), under a unique app name."""
 
     def __init__(
-        self, *, root: Path | None = None, instances: int = 3, bake: str | None = "1m"
+        self,
+        *,
+        root: Path | None = None,
+        instances: int = 3,
+        bake: str | None = "1m",
+        runtime: str = "process",
     ) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="immute-bench-"))
         self.dir = self.root / "hello"
@@ -53,8 +61,18 @@ class ScratchApp:
             self.spec["strategy"].pop("bake", None)
         else:
             self.spec["strategy"]["bake"] = bake
-        self.write_spec()
         self.env = {**os.environ, "IMMUTE_STATE_DIR": str(self.state)}
+        self.base: str | None = None
+        if runtime == "docker":
+            self.base = self._import_base()
+            self.spec.update(app=f"bench-{self.port}", runtime="docker", build={"stack": self.base})
+        self.write_spec()
+
+    def _import_base(self) -> str:
+        from docker_base import saved_image_tar
+
+        out = self.run_or_exit("image", "import", str(saved_image_tar()), timeout=600)
+        return out.split()[1]
 
     def write_spec(self) -> None:
         (self.dir / "immute.yaml").write_text(yaml.safe_dump(self.spec, sort_keys=False))
@@ -111,6 +129,10 @@ class ScratchApp:
         settle = time.monotonic() + 2
         while processes_under(self.root) and time.monotonic() < settle:
             time.sleep(0.1)
+        if self.base is not None:
+            from docker_base import forget_engine_images
+
+            forget_engine_images(self.state / "images", keep=self.base)
         leftovers = kill_processes_under(self.root)
         if leftovers:
             print(

@@ -1,18 +1,20 @@
 """Zero downtime under load: wrk through the router during deploy/rollback cycles.
 
-Run: .venv/bin/python bench/zero_downtime.py [--runtime process] [--cycles 10]
+Run: .venv/bin/python bench/zero_downtime.py [--runtime process|docker] [--cycles 10]
      [--connections 64]
 
-Deploys ``examples/hello`` (a scratch copy, its own state directory and router
-port on 127.0.0.1), starts ``wrk -t2 -c64`` against the router with a long
-duration, then runs ``--cycles`` times: deploy with a changed greeting (rolling,
-max_surge 1) and ``immute rollback`` (a flip to the previous release kept on
-standby by ``bake``). When the cycles are done, wrk is stopped with SIGINT,
-which makes it print its usual summary. Printed: total requests, non-2xx
-responses (counted by ``count_status.lua``, since wrk's own line only counts
-status >= 400), socket errors as wrk reports them (connect/read/write/timeout),
-and requests per ``x-release`` header. Target: non-2xx 0 and socket errors 0.
-Exits 1 if either is not 0. Everything is stopped at the end, even on failure.
+Deploys ``examples/hello`` (as processes, or with ``--runtime docker`` as
+containers on a Debian base image made by ``docker_base.py``; a scratch copy,
+its own state directory and router port on 127.0.0.1), starts ``wrk -t2 -c64``
+against the router with a long duration, then runs ``--cycles`` times: deploy
+with a changed greeting (rolling, max_surge 1) and ``immute rollback`` (a flip
+to the previous release kept on standby by ``bake``). When the cycles are done,
+wrk is stopped with SIGINT, which makes it print its usual summary. Printed:
+total requests, non-2xx responses (counted by ``count_status.lua``, since wrk's
+own line only counts status >= 400), socket errors as wrk reports them
+(connect/read/write/timeout), and requests per ``x-release`` header. Target:
+non-2xx 0 and socket errors 0. Exits 1 if either is not 0. Everything is
+stopped at the end, even on failure.
 
 wrk is installed with apt-get when missing and running as root.
 """
@@ -178,14 +180,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--timeout", default="2s", help="wrk's request timeout (its default)")
     args = parser.parse_args()
-    if args.runtime == "docker":
-        parser.error("--runtime docker: the docker runtime is not there yet (issue 6); use process")
     if args.connections < 64:
         parser.error("--connections: at least 64")
     if not 1 <= args.cycles <= 100:
         parser.error("--cycles: 1 to 100")
     wrk_path = find_wrk()
-    with ScratchApp() as app:
+    with ScratchApp(runtime=args.runtime) as app:
         app.deploy("Hello, v1")
         print(f"v1 deployed, router on 127.0.0.1:{app.port}", flush=True)
         overflows = listen_overflows()

@@ -50,21 +50,13 @@ def require_engine() -> None:
 
 
 def base_image_tar() -> Path:
-    """``docker save`` of the base image, cached beside the root file system tar
-    under the engine's image ID (a re-imported base gets a new file)."""
+    """``docker save`` of the base image (cached between runs)."""
     require_engine()
     try:
-        tag = docker_base.ensure_base_image()
+        return docker_base.saved_image_tar()
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         need(False, f"cannot make the Debian base image: {exc}")
-    inspect = ["docker", "image", "inspect", "--format", "{{.Id}}", tag]
-    image_id = subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
-    saved = docker_base.cache_dir() / f"base-{image_id.removeprefix('sha256:')[:16]}.tar"
-    if not saved.exists():
-        partial = saved.with_suffix(f".partial-{os.getpid()}")
-        subprocess.run(["docker", "save", "-o", str(partial), tag], check=True)
-        partial.rename(saved)
-    return saved
+        raise
 
 
 def base_in_store(store: ImageStore) -> str:
@@ -98,16 +90,4 @@ def app_image(store: ImageStore, *, source: Path, argv: list[str]) -> str:
         return build(store, inputs).manifest_digest
 
 
-def forget_engine_images(store_root: Path, *, keep: str) -> None:
-    """Remove from the engine the images of ``store_root`` that a test loaded,
-    except the manifest ``keep`` (the shared base image)."""
-    import docker
-    from docker.errors import APIError
-
-    store = ImageStore(store_root, create=False)
-    with contextlib.closing(docker.from_env()) as client:
-        for image in store.images():
-            if image.digest == keep:
-                continue
-            with contextlib.suppress(APIError, NotFoundError):
-                client.images.remove(store.manifest(image.digest).config.digest, force=True)
+forget_engine_images = docker_base.forget_engine_images

@@ -9,6 +9,7 @@ IMMUTE_REQUIRE_DOCKER=1.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -25,6 +27,9 @@ from deploy.support import App
 from loadgen import Load
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 VOLUME_APP = Path(__file__).with_name("apps") / "volume_app.py"
 
@@ -65,20 +70,58 @@ def docker_app(tmp_path: Path) -> Iterator[App]:
 
 def test_example_app_deploys_as_containers_and_rolls_back_under_load(docker_app: App) -> None:
     app = docker_app
+    app.spec["retain"] = {"images": 2}
+    app.write_spec()
     app.greet("Hello, v1")
     app.run("deploy", "-m", "first", timeout=300)
     with Load(app.port, connections=8) as load:
         time.sleep(0.3)
         app.greet("Hello, v2")
         app.run("deploy", "-m", "second", timeout=300)
+        v2_image = engine_id_of(app, "v2")
+        assert engine_has(v2_image)
         time.sleep(0.3)
         app.run("rollback", timeout=300)
         time.sleep(0.3)
+        app.greet("Hello, v4")
+        app.run("deploy", "-m", "fourth", timeout=300)
+        time.sleep(0.3)
     assert load.result.failed == 0, load.result
-    assert load.result.by_release["v2"] > 0 and load.result.by_release["v3"] > 0
-    assert app.get() == (200, "v3")
+    assert all(load.result.by_release[v] > 0 for v in ("v2", "v3", "v4")), load.result
+    assert app.get() == (200, "v4")
     rows = json.loads(app.run("status", "--json").stdout)
     assert rows, "status lists the running instances"
+    assert not engine_has(v2_image), "retention took v2's image out of the engine too"
+
+
+def containers_of(app: App) -> list[Container]:
+    """The app's running containers, found by the runtime's own labels."""
+    import docker
+
+    with contextlib.closing(docker.from_env()) as client:
+        found = client.containers.list(filters={"label": f"immute.app={app.spec['app']}"})
+    return found
+
+
+def engine_id_of(app: App, release: str) -> str:
+    """The engine's ID (config digest) of a release's image, from the app's store."""
+    from immute.images.store import ImageStore
+
+    rows = json.loads(app.run("history", "--json").stdout)
+    digest = next(r["image_digest"] for r in rows if f"v{r['number']}" == release)
+    return ImageStore(app.state / "images", create=False).manifest(digest).config.digest
+
+
+def engine_has(image_id: str) -> bool:
+    import docker
+    from docker.errors import ImageNotFound
+
+    with contextlib.closing(docker.from_env()) as client:
+        try:
+            client.images.get(image_id)
+        except ImageNotFound:
+            return False
+    return True
 
 
 def test_an_unreachable_engine_is_one_line_naming_what_to_do(tmp_path: Path) -> None:
@@ -100,13 +143,21 @@ def test_volume_data_survives_deploys_and_rollbacks_and_the_root_is_read_only(
     app = docker_app
     shutil.copy(VOLUME_APP, app.dir / "app.py")
     app.spec["volumes"] = {"data": {"path": "/data"}}
+    app.spec["scratch"] = ["/scratch"]
     app.spec["processes"]["web"]["instances"] = 1
+    app.spec["processes"]["web"]["resources"] = {"cpus": 0.5, "memory": "256Mi"}
     app.spec["processes"]["web"]["health"]["readiness"]["http"] = "/"
     app.write_spec()
     app.run("deploy", "-m", "v1", timeout=300)
     assert fetch(app, "/write?written-by-v1") == ("written-by-v1\n", "v1")
     assert fetch(app, "/root-write")[0] == "refused: Read-only file system"
     assert fetch(app, "/tmp-write")[0] == "written"
+    assert fetch(app, "/scratch-write")[0] == "written"
+    (container,) = containers_of(app)
+    host = container.attrs["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"], host["NetworkMode"]) == (5 * 10**8, 256 << 20, "host")
+    assert (host["ReadonlyRootfs"], host["SecurityOpt"]) == (True, ["no-new-privileges"])
+    assert container.labels["immute.release"] == "v1"
 
     app.greet("Hello, v2")
     app.run("deploy", "-m", "v2", timeout=300)
@@ -115,5 +166,7 @@ def test_volume_data_survives_deploys_and_rollbacks_and_the_root_is_read_only(
 
     app.run("rollback", timeout=300)
     assert fetch(app, "/read") == ("written-by-v1\nwritten-by-v2\n", "v3")
+    logged = [json.loads(line) for line in app.run("logs", "--json").stdout.splitlines()]
+    assert sum("volume app on" in row["text"] for row in logged) >= 3, "one per release"
     listed = json.loads(app.run("volumes", "--json").stdout)
     assert f"immute-{app.spec['app']}-data" in [v["name"] for v in listed]

@@ -277,13 +277,23 @@ class Agent:
         kept = self.store.releases.all(app)
         referenced = {r.image_digest for r in kept[: retain.images]}
         referenced |= {r.image_digest for r in kept if r.number in live or r.status == "active"}
+        configs = await asyncio.to_thread(self._config_digests)
         report = await asyncio.to_thread(prune_images, self.images, referenced)
+        gone = {configs[d] for d in report.images if d in configs}
+        engine = await self.runtime.forget_images(gone) if gone else []
         cutoff = datetime.now(UTC) - timedelta(milliseconds=retain.logs)
         lines = self.store.logs.prune(cutoff, app=app)
         return (
             f"retention: {len(pruned)} releases, {len(report.images)} images "
             f"({report.freed_bytes // 1024} KiB), {lines} log lines pruned"
+            + (f"; {len(engine)} images removed from the engine" if engine else "")
         )
+
+    def _config_digests(self) -> dict[str, str]:
+        """Manifest digest -> config digest (the engine's image ID) of stored images."""
+        return {
+            i.digest: self.images.manifest(i.digest).config.digest for i in self.images.images()
+        }
 
     async def _abort(
         self,

@@ -8,11 +8,12 @@ containers without ever asking an engine that an app never used.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from immute.core.instances import InstanceInfo, InstanceSpec, LogBatch
 from immute.errors import NotFoundError
-from immute.runtimes.base import Runtime, load_runtime
+from immute.runtimes.base import ImageHolder, Runtime, load_runtime
 
 DEFAULT = "process"
 
@@ -69,6 +70,15 @@ class RuntimeSet:
         if runtime is None:
             raise NotFoundError(f"no instance {instance_id}")
         return await runtime.read_logs(instance_id, cursor=cursor, limit=limit)
+
+    async def forget_images(self, image_ids: Collection[str]) -> list[str]:
+        """Let the runtimes in use that hold images of their own delete these."""
+        removed: list[str] = []
+        for name in self.in_use():
+            runtime = self.get(name)
+            if isinstance(runtime, ImageHolder) and image_ids:
+                removed += await runtime.forget_images(image_ids)
+        return removed
 
     async def remove(self, instance_id: str) -> None:
         runtime = await self._owner(instance_id)

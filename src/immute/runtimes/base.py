@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -84,6 +84,15 @@ class Runtime(Protocol):
 
     async def remove(self, instance_id: str) -> None:
         """Stop the instance if it still runs, then forget it and its logs. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class ImageHolder(Protocol):
+    """A runtime that keeps its own copies of images (an engine's image store)."""
+
+    async def forget_images(self, image_ids: Collection[str]) -> list[str]:
+        """Delete these images (by config digest) where nothing uses them; the ones deleted."""
         ...
 
 

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -246,6 +246,21 @@ class DockerRuntime:
                 position.advance(stream, at_ns)
                 lines.append(LogLine(instance_id, stream, text, at=at_ns / 1e9))
         return LogBatch(tuple(lines), position.render(), complete=final and not truncated)
+
+    async def forget_images(self, image_ids: Collection[str]) -> list[str]:
+        """Images a pruned release no longer needs go from the engine too; one a
+        container still uses (or a tag elsewhere keeps) stays."""
+        return await self._call(lambda: self._forget_images(image_ids))
+
+    def _forget_images(self, image_ids: Collection[str]) -> list[str]:
+        from docker.errors import APIError
+
+        removed = []
+        for image_id in sorted(image_ids):
+            with contextlib.suppress(APIError):
+                self.client.images.remove(image_id)
+                removed.append(image_id)
+        return removed
 
     async def remove(self, instance_id: str) -> None:
         await self._call(lambda: self._remove(instance_id))

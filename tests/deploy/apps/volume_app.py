@@ -24,6 +24,8 @@ class Handler(BaseHTTPRequestHandler):
             body = try_write(Path(__file__).with_name("scribble.txt"))
         elif path == "/tmp-write":
             body = try_write(Path("/tmp/scribble.txt"))
+        elif path == "/scratch-write":
+            body = try_write(Path("/scratch/scribble.txt"))
         elif path in ("/read", "/write"):
             body = NOTES.read_text() if NOTES.exists() else ""
         else:
