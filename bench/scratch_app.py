@@ -49,6 +49,7 @@ class ScratchApp:
         bake: str | None = "1m",
         runtime: str = "process",
     ) -> None:
+        self._owns_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="immute-bench-"))
         self.dir = self.root / "hello"
         shutil.copytree(EXAMPLE, self.dir)
@@ -139,7 +140,8 @@ class ScratchApp:
                 "teardown: still running 2 s after `immute down`, killed: " + ", ".join(leftovers),
                 file=sys.stderr,
             )
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> ScratchApp:
         return self
