@@ -36,36 +36,47 @@ def free_port() -> int:
 
 
 class ScratchApp:
-    """``runtime="docker"`` deploys containers on the Debian base image of
+    """Shared by the benchmarks, ``make demo`` and the end-to-end tests.
+
+    ``runtime="docker"`` deploys containers on the Debian base image of
     ``docker_base`` (imported into the copy's store), under a unique app name."""
 
     def __init__(
-        self, *, instances: int = 3, bake: str | None = "1m", runtime: str = "process"
+        self,
+        *,
+        root: Path | None = None,
+        instances: int = 3,
+        bake: str | None = "1m",
+        runtime: str = "process",
     ) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="immute-bench-"))
+        self.root = root or Path(tempfile.mkdtemp(prefix="immute-bench-"))
         self.dir = self.root / "hello"
         shutil.copytree(EXAMPLE, self.dir)
         self.state = self.root / "state"
         self.port = free_port()
-        spec: dict[str, Any] = yaml.safe_load((self.dir / "immute.yaml").read_text())
-        spec["router"]["listen"] = f"127.0.0.1:{self.port}"
-        spec["processes"]["web"]["instances"] = instances
+        self.spec: dict[str, Any] = yaml.safe_load((self.dir / "immute.yaml").read_text())
+        self.spec["router"]["listen"] = f"127.0.0.1:{self.port}"
+        self.spec["processes"]["web"]["instances"] = instances
         if bake is None:
-            spec["strategy"].pop("bake", None)
+            self.spec["strategy"].pop("bake", None)
         else:
-            spec["strategy"]["bake"] = bake
+            self.spec["strategy"]["bake"] = bake
         self.env = {**os.environ, "IMMUTE_STATE_DIR": str(self.state)}
         self.base: str | None = None
         if runtime == "docker":
             self.base = self._import_base()
-            spec.update(app=f"bench-{self.port}", runtime="docker", build={"stack": self.base})
-        (self.dir / "immute.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+            stack = {"stack": self.base}
+            self.spec.update(app=f"bench-{self.port}", runtime="docker", build=stack)
+        self.write_spec()
 
     def _import_base(self) -> str:
         from docker_base import saved_image_tar
 
-        out = self.run("image", "import", str(saved_image_tar()), timeout=600)
+        out = self.run_or_exit("image", "import", str(saved_image_tar()), timeout=600)
         return out.split()[1]
+
+    def write_spec(self) -> None:
+        (self.dir / "immute.yaml").write_text(yaml.safe_dump(self.spec, sort_keys=False))
 
     def greet(self, text: str) -> None:
         (self.dir / "greeting.txt").write_text(text + "\n")
@@ -73,7 +84,7 @@ class ScratchApp:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "immute", *args]
 
-    def run(self, *args: str, timeout: float = 180) -> str:
+    def run_or_exit(self, *args: str, timeout: float = 180) -> str:
         """Run one CLI command to its end; its stdout, or an exit naming its output."""
         result = subprocess.run(
             self.argv(*args),
@@ -91,7 +102,7 @@ class ScratchApp:
     def deploy(self, greeting: str, *extra: str) -> list[dict[str, Any]]:
         """Deploy with a new greeting; the agent's events (``deploy --json``)."""
         self.greet(greeting)
-        out = self.run("deploy", "--json", "-m", greeting, *extra)
+        out = self.run_or_exit("deploy", "--json", "-m", greeting, *extra)
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     def release_header(self) -> str:
@@ -117,7 +128,7 @@ class ScratchApp:
             )
         # Give processes that are on their way out a moment before calling them leftovers.
         settle = time.monotonic() + 2
-        while _processes_under(self.root) and time.monotonic() < settle:
+        while processes_under(self.root) and time.monotonic() < settle:
             time.sleep(0.1)
         if self.base is not None:
             from docker_base import forget_engine_images
@@ -146,7 +157,7 @@ def kill_processes_under(root: Path) -> list[str]:
     supervisor started a replacement meanwhile (bounded)."""
     killed: list[str] = []
     for _ in range(5):
-        found = _processes_under(root)
+        found = processes_under(root)
         if not found:
             break
         for pid, what in found.items():
@@ -157,7 +168,7 @@ def kill_processes_under(root: Path) -> list[str]:
     return killed
 
 
-def _processes_under(root: Path) -> dict[int, str]:
+def processes_under(root: Path) -> dict[int, str]:
     """pid -> a short description (``IMMUTE_INSTANCE`` or the command line)."""
     text = str(root)
     found = {}

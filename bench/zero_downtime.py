@@ -124,7 +124,7 @@ def cycles(app: ScratchApp, count: int) -> list[tuple[float, float]]:
         began = time.monotonic()
         app.deploy(f"Hello, cycle {i}")
         deployed = time.monotonic()
-        app.run("rollback", "--json")
+        app.run_or_exit("rollback", "--json")
         rolled = time.monotonic()
         times.append((deployed - began, rolled - deployed))
         print(

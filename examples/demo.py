@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,37 +21,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "bench"))
 
 from loadgen import Load  # noqa: E402
+from scratch_app import ScratchApp  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Demo:
-    def __init__(self, root: Path) -> None:
-        self.app = root / "hello"
-        shutil.copytree(HERE / "hello", self.app)
-        self.state = root / "state"
-        self.port = free_port()
-        spec = (self.app / "immute.yaml").read_text()
-        (self.app / "immute.yaml").write_text(
-            spec.replace("127.0.0.1:8080", f"127.0.0.1:{self.port}")
-        )
-        self.env = {**os.environ, "IMMUTE_STATE_DIR": str(self.state)}
+class Demo(ScratchApp):
+    def __init__(self) -> None:
+        super().__init__(instances=3, bake="1m")
         self.phases: list[tuple[str, float]] = []
 
     def immute(self, *args: str) -> None:
         print(f"$ immute {' '.join(args)}", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "immute", *args], cwd=self.app, env=self.env, check=True
-        )
+        subprocess.run(self.argv(*args), cwd=self.dir, env=self.env, check=True)
 
     def phase(self, name: str, *args: str, greeting: str | None = None) -> None:
         if greeting:
-            (self.app / "greeting.txt").write_text(greeting + "\n")
+            self.greet(greeting)
         started = time.monotonic()
         self.immute(*args)
         self.phases.append((name, time.monotonic() - started))
@@ -98,8 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the app running")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="immute-demo-"))
-    demo = Demo(root)
+    demo = Demo()
     keep = False
     try:
         demo.phase("deploy v1 (3 instances)", "deploy", "-m", "v1", greeting="Hello, v1")
@@ -120,18 +99,9 @@ def main() -> None:
     finally:
         if keep:
             print(f"\nleft running: http://127.0.0.1:{demo.port}/  (IMMUTE_STATE_DIR={demo.state})")
-            print(
-                f"stop it with: IMMUTE_STATE_DIR={demo.state} immute -f {demo.app}/immute.yaml down"
-            )
+            print(f"stop it with: cd {demo.dir} && IMMUTE_STATE_DIR={demo.state} immute down")
         else:
-            subprocess.run(
-                [sys.executable, "-m", "immute", "down"],
-                cwd=demo.app,
-                env=demo.env,
-                check=False,
-                stdout=subprocess.DEVNULL,
-            )
-            shutil.rmtree(root, ignore_errors=True)
+            demo.teardown()
 
 
 def report(demo: Demo, load: Load, switch: float | None) -> None:

@@ -3,6 +3,7 @@ processes, the real router and a load generator counting every failed request.""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -179,3 +180,28 @@ def test_down_leaves_nothing_running(app: App) -> None:
     app.run("down")
     time.sleep(0.5)
     assert live_processes(app) == []
+
+
+def test_restart_replaces_every_instance_with_a_fresh_one(app: App) -> None:
+    app.run("deploy")
+    before = {i["id"] for i in app.status()["instances"]}
+    with Load(app.port, connections=4) as load:
+        app.run("restart")
+    after = app.status()["instances"]
+    assert load.result.failed == 0, load.result
+    assert len(after) == 3 and not before & {i["id"] for i in after}
+    assert {i["release"] for i in after} == {"v1"}
+    assert releases(app) == {"v1": "active"}
+
+
+def test_retention_keeps_what_the_spec_says(app: App) -> None:
+    app.spec["retain"] = {"releases": 2, "images": 1}
+    app.write_spec()
+    for n in range(1, 5):
+        app.greet(f"Hello, v{n}")
+        app.run("deploy")
+    assert releases(app) == {"v3": "superseded", "v4": "active"}
+    images = json.loads(app.run("images", "--json").stdout)
+    assert len(images) <= 2  # the active release's image, and the newest build by name
+    logs = app.run("logs", "--release", "v1", "--json").stdout
+    assert logs.strip()  # retention by age keeps young log lines of pruned releases

@@ -25,7 +25,7 @@ def main() -> None:
     if sys.argv[1:] == ["--help"] and ROOT_HELP.is_file():
         sys.stdout.write(ROOT_HELP.read_text(encoding="utf-8"))
         sys.exit(0)
-    from immute.cli.app import app
+    from immute.cli.app import build_app
     from immute.cli.boundary import run
 
-    sys.exit(run(app))
+    sys.exit(run(build_app(sys.argv[1] if len(sys.argv) > 1 else None)))

@@ -8,7 +8,7 @@ import sys
 
 from immute.cli import ROOT_HELP
 
-_RENDER = "from immute.cli.app import app; app(['--help'], prog_name='immute')"
+_RENDER = "from immute.cli.app import build_app; build_app()(['--help'], prog_name='immute')"
 
 
 def render_root_help() -> str:

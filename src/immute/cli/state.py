@@ -48,7 +48,7 @@ def history(
                 r["status"],
                 _short(r["image_digest"]),
                 _short(r["config_digest"]),
-                r["source_revision"] or "",
+                _short_revision(r["source_revision"]),
                 r["created_by"],
                 _when(r["created_at"]),
                 r["message"],
@@ -146,6 +146,13 @@ def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obj
 def _release_name(row: dict[str, object]) -> str:
     rollback = row["rollback_of"]
     return f"{row['name']} (rollback to v{rollback})" if rollback is not None else str(row["name"])
+
+
+def _short_revision(revision: object) -> str:
+    """A git commit as `git log --oneline` shows it, keeping a ``-dirty`` mark."""
+    text = str(revision or "")
+    commit, dirty, _ = text.partition("-dirty")
+    return commit[:10] + dirty
 
 
 def _short(digest: object) -> str:

@@ -3,6 +3,11 @@
 An instance is recorded as ``starting`` before its runtime is asked to start it,
 so that no process can exist that the store does not know of; a restarted agent
 compares these rows with what its runtime observes.
+
+``ready`` instances are routed. ``standby`` ones run unrouted: without
+``standby_until`` they are new instances waiting to be switched to (blue-green)
+or weighted in (canary); with it, old instances kept for an instant rollback
+until that time.
 """
 
 from __future__ import annotations
