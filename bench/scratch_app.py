@@ -66,7 +66,8 @@ class ScratchApp:
         self.base: str | None = None
         if runtime == "docker":
             self.base = self._import_base()
-            self.spec.update(app=f"bench-{self.port}", runtime="docker", build={"stack": self.base})
+            stack = {"stack": self.base}
+            self.spec.update(app=f"bench-{self.port}", runtime="docker", build=stack)
         self.write_spec()
 
     def _import_base(self) -> str:

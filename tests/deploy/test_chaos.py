@@ -35,13 +35,29 @@ def instance_pids(app: App) -> set[int]:
     return found
 
 
-def check_converged(app: App) -> None:
+def check_converged(app: App, *, within: float = 30.0) -> None:
+    """The restarted agent converges: no deploy left running, three routed
+    instances of the active release, all alive and all in the route, and no
+    instance process the store does not know. Replacing an instance that recovery
+    had to stop takes the supervisor a moment, hence the bounded wait."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _converged(app)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _converged(app: App) -> None:
     status = app.status()
     assert status["deploy"] is None, status["deploy"]
     rows = status["instances"]
     assert all(r["running"] for r in rows), rows
     ready = {r["address"] for r in rows if r["state"] == "ready"}
-    assert len(ready) == 3
+    assert len(ready) == 3, rows
     assert {r["release"] for r in rows if r["state"] == "ready"} == {status["active"]}
     targets = {t["address"] for t in status["routes"]["services"]["hello-web"]["targets"]}
     assert targets == ready

@@ -62,10 +62,12 @@ def docker_app(tmp_path: Path) -> Iterator[App]:
         app.write_spec()
         yield app
     finally:
-        app.teardown()
+        # Before teardown, which deletes the app's directory and its image store.
+        app.run("down", check=False, timeout=60)
         app.run("volumes", "rm", f"immute-{name}-data", "--yes", check=False)
         if imported:
             docker_kit.forget_engine_images(app.state / "images", keep=imported[1])
+        app.teardown()
 
 
 def test_example_app_deploys_as_containers_and_rolls_back_under_load(docker_app: App) -> None:

@@ -250,11 +250,15 @@ class Agent:
     async def _succeeded(
         self, deploy: Deploy, app: str, target: Release, previous: Release | None, took: float
     ) -> None:
+        # Idempotent: an agent killed between these writes and the journal's
+        # "done" resumes the deploy and passes here again.
         if deploy.kind != "restart":
-            self.store.releases.set_status(app, target.number, "active")
+            if self.store.releases.get(app, target.number).status == "pending":
+                self.store.releases.set_status(app, target.number, "active")
             if previous is not None and previous.number != target.number:
                 moved: ReleaseStatus = "rolled-back" if deploy.kind == "rollback" else "superseded"
-                self.store.releases.set_status(app, previous.number, moved)
+                if self.store.releases.get(app, previous.number).status == "active":
+                    self.store.releases.set_status(app, previous.number, moved)
         try:
             deploy.emit(await self.retain(app, deploy.target), "info")
         except (ImmuteError, OSError) as exc:
