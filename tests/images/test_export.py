@@ -17,32 +17,16 @@ from typing import Any
 
 import pytest
 
+from contract.docker_kit import need, require_engine
 from images.image_testkit import build_here, immute, write_app
-
-
-def _need(ok: bool, reason: str) -> None:
-    if ok:
-        return
-    if os.environ.get("IMMUTE_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"IMMUTE_REQUIRE_DOCKER=1 but {reason}")
-    pytest.skip(reason)
 
 
 def _tool(name: str) -> str:
     """The path of a command the test needs (a Debian package of the same name)."""
     path = shutil.which(name)
-    _need(path is not None, f"{name} is not installed (apt-get install {name})")
+    need(path is not None, f"{name} is not installed (apt-get install {name})")
     assert path is not None
     return path
-
-
-def _docker_engine() -> None:
-    docker = shutil.which("docker")
-    answers = docker is not None and (
-        subprocess.run([docker, "info"], capture_output=True, check=False, timeout=60).returncode
-        == 0
-    )
-    _need(answers, "no Docker engine answers `docker info` (run .ci/start-docker)")
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +110,7 @@ def _read(tar: tarfile.TarFile, name: str) -> bytes:
 def test_docker_loads_the_export_with_the_config_digest_as_image_id(
     exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    _docker_engine()
+    require_engine()
     app, out, build = exported
     name = f"{json.loads(_spec_app(app))}:latest"
     loaded = subprocess.run(["docker", "load", "-i", str(out)], capture_output=True, text=True)
