@@ -35,6 +35,7 @@ from immute.images.store import ImageStore
 from immute.routers.builtin import BuiltinRouter, start_router
 from immute.runtimes.ports import free_port
 from immute.store.journal import DeployKind
+from immute.store.locks import pid_alive
 from immute.store.state import Store
 
 log = logging.getLogger("immute.agent")
@@ -150,7 +151,7 @@ class Agent:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+            if not pid_alive(pid):
                 break
             await asyncio.sleep(0.05)
         path.unlink(missing_ok=True)
@@ -444,10 +445,3 @@ class Agent:
 
 def _quiet(text: str, kind: str = "step") -> None:
     log.info("supervisor: %s", text)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
