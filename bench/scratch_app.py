@@ -85,9 +85,9 @@ class ScratchApp:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "immute", *args]
 
-    def run_or_exit(self, *args: str, timeout: float = 180) -> str:
-        """Run one CLI command to its end; its stdout, or an exit naming its output."""
-        result = subprocess.run(
+    def complete(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run one CLI command in the copy to its end, capturing its output."""
+        return subprocess.run(
             self.argv(*args),
             cwd=self.dir,
             env=self.env,
@@ -96,6 +96,10 @@ class ScratchApp:
             timeout=timeout,
             check=False,
         )
+
+    def run_or_exit(self, *args: str, timeout: float = 180) -> str:
+        """Run one CLI command to its end; its stdout, or an exit naming its output."""
+        result = self.complete(*args, timeout=timeout)
         if result.returncode != 0:
             sys.exit(f"immute {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout

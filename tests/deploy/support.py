@@ -29,15 +29,7 @@ class App(ScratchApp):
     def run(
         self, *args: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            self.argv(*args),
-            cwd=self.dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = self.complete(*args, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"immute {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
