@@ -89,6 +89,7 @@ def dependency_key(
     stack: str,
     interpreter: str,
     platform: str,
+    installer: str,
     prefix: str,
 ) -> str:
     """Cache key of a dependency layer: what it depends on and nothing else (not the
@@ -99,6 +100,7 @@ def dependency_key(
             "stack": stack,
             "interpreter": interpreter,
             "platform": platform,
+            "installer": installer,
             "prefix": prefix,
         }
     )

@@ -8,9 +8,9 @@ same manifest digest in any directory, on any machine, at any time.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from immute.core.oci_image import (
@@ -124,6 +124,7 @@ def _our_layers(
         include=inputs.include,
         exclude=[*inputs.exclude, *_state_inside(store, inputs)],
         workdir=inputs.workdir,
+        remember=store.root / "cache" / "context",
     )
     app = write_layer(store, entries, mtime=epoch)
     progress(f"app layer {app.digest[:19]} ({len(entries)} entries)")
@@ -151,6 +152,10 @@ def _epoch(commit_time: int | None) -> int:
 
 def _git_head(inputs: BuildInputs) -> tuple[str | None, int | None]:
     """(revision, commit time) of the context's repository, or Nones outside one."""
+    if not _maybe_in_repository(inputs.context):
+        return inputs.source_revision, None
+    import subprocess
+
     argv = ["git", "-C", str(inputs.context), "log", "-1", "--format=%H %ct"]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
@@ -160,6 +165,21 @@ def _git_head(inputs: BuildInputs) -> tuple[str | None, int | None]:
     if out.returncode != 0 or len(parts) != 2 or not parts[1].isdigit():
         return inputs.source_revision, None
     return inputs.source_revision or parts[0], int(parts[1])
+
+
+def _maybe_in_repository(context: Path) -> bool:
+    """False when git could not find a repository for ``context``: no ``$GIT_DIR``
+    and neither a ``.git`` nor a bare repository in it or above it. Spares every
+    build outside a repository the start of a git process."""
+    if "GIT_DIR" in os.environ:
+        return True
+    here = context.resolve()
+    for directory in (here, *here.parents):
+        if (directory / ".git").exists():
+            return True
+        if (directory / "HEAD").is_file() and (directory / "objects").is_dir():
+            return True
+    return False
 
 
 def _stack(store: ImageStore, stack: str) -> Stack:
