@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from immute.client.specfile import state_dir
 from immute.errors import NotFoundError, UsageError
@@ -70,8 +69,7 @@ def fetch_dependencies(
     return house, wheels
 
 
-@dataclass(frozen=True)
-class ImageRow:
+class ImageRow(NamedTuple):
     digest: str
     names: tuple[str, ...]
     size: int

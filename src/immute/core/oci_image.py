@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from immute.core.digests import digest_of
 
@@ -41,8 +40,7 @@ DEFAULT_EPOCH = 315_532_800
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     """A pointer to a blob: what it is, its digest and its size in bytes."""
 
     media_type: str
@@ -106,8 +104,7 @@ def dependency_key(
     )
 
 
-@dataclass(frozen=True)
-class ImageMetadata:
+class ImageMetadata(NamedTuple):
     """What the config says about how to run the image."""
 
     workdir: str

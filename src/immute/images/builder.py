@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from immute.core.oci_image import (
     LABEL_REVISION,
@@ -50,8 +49,7 @@ _ARCHITECTURES = {
 }
 
 
-@dataclass(frozen=True)
-class Stack:
+class Stack(NamedTuple):
     layers: tuple[Descriptor, ...]
     config: dict[str, Any] | None
 

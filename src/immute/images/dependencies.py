@@ -18,8 +18,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from immute.core.oci_image import DEFAULT_EPOCH, dependency_key, hex_of
 from immute.errors import DependencyError
@@ -38,8 +38,7 @@ _FOREIGN_LOCKS = {
 _SHEBANG = re.compile(rb"^#![^\n]*python[^\n]*\n")
 
 
-@dataclass(frozen=True)
-class DependencyLayer:
+class DependencyLayer(NamedTuple):
     blob: LayerBlob
     cached: bool
     key: str

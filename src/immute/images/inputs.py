@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 
 HOST_STACK = "host"
 DEPS_PREFIX = "opt/immute/deps"
+EMPTY: Mapping[str, str] = MappingProxyType({})
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
-class BuildInputs:
+class BuildInputs(NamedTuple):
     """Everything that decides an image's content, and nothing else.
 
     ``dependency_files`` are paths relative to ``context`` (requirements files,
@@ -31,8 +32,8 @@ class BuildInputs:
     dependency_files: Sequence[str] = ()
     stack: str = HOST_STACK
     workdir: str = "/app"
-    env: Mapping[str, str] = field(default_factory=dict)
-    labels: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = EMPTY
+    labels: Mapping[str, str] = EMPTY
     source_revision: str | None = None
     spec_digest: str | None = None
     python: str = sys.executable
@@ -40,8 +41,7 @@ class BuildInputs:
     wheelhouse: Path | None = None
 
 
-@dataclass(frozen=True)
-class LayerReport:
+class LayerReport(NamedTuple):
     """One layer of a finished build, as ``immute build --json`` reports it."""
 
     role: str
@@ -51,8 +51,7 @@ class LayerReport:
     cached: bool
 
 
-@dataclass(frozen=True)
-class BuildResult:
+class BuildResult(NamedTuple):
     manifest_digest: str
     config_digest: str
     name: str

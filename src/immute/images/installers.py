@@ -14,8 +14,8 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from immute.errors import DependencyError
 
@@ -28,8 +28,7 @@ _MISSING = (
 )
 
 
-@dataclass(frozen=True)
-class Installer:
+class Installer(NamedTuple):
     """``name`` (uv or pip) at ``version``; ``program`` is the uv binary, or the
     interpreter whose pip runs."""
 
@@ -69,15 +68,27 @@ def chosen_installer(python: str, *, cache: Path) -> Installer:
         raise DependencyError(f"${INSTALLER_VARIABLE}: {name!r} is not an installer (uv or pip)")
     if name == "pip":
         return Installer("pip", _ask([python, "-m", "pip", "--version"], 1), python)
+    binary = _uv_binary()
+    return Installer("uv", _uv_version(binary, cache), binary)
+
+
+def _uv_binary() -> str:
+    """uv installed beside immute: in this interpreter's scripts directory, which
+    is where ``uv.find_uv_bin`` looks first, else wherever that finds it (its full
+    search costs a warm build several milliseconds)."""
+    import sysconfig
+
+    beside = os.path.join(sysconfig.get_path("scripts"), "uv")
+    if os.path.isfile(beside):
+        return beside
     from uv import find_uv_bin
 
     try:
-        binary = find_uv_bin()
+        return find_uv_bin()
     except FileNotFoundError:
         raise DependencyError(
             f"uv is not installed beside immute; reinstall immute or set {INSTALLER_VARIABLE}=pip"
         ) from None
-    return Installer("uv", _uv_version(binary, cache), binary)
 
 
 def _uv_version(binary: str, cache: Path) -> str:
