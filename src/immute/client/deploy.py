@@ -171,9 +171,12 @@ def status(file: str | None) -> dict[str, Any]:
 
 
 def down(file: str | None) -> int:
-    client = agent_for(file)
-    if not client.running():
+    """Stop every instance and the agent; instances outlive a stopped agent, so one
+    is started to find them (nothing has ever run when there is no state at all)."""
+    if not state_dir(file).is_dir():
         return 0
+    client = agent_for(file)
+    client.ensure_running()
     stopped = client.call("POST", "/down", {}).get("stopped", 0)
     return stopped if isinstance(stopped, int) else 0
 
