@@ -32,10 +32,12 @@ def test_the_fast_parser_knows_exactly_the_options_of_the_typer_command() -> Non
 
 
 def test_plain_arguments_are_parsed_and_anything_else_is_left_to_typer() -> None:
-    assert parse(["-f", "a.yaml", "--json", "--offline", "--wheelhouse", "w", "-d", "prod"]) == {
+    args = ["-f", "a.yaml", "--json", "--offline", "--wheelhouse", "w", "-d", "prod"]
+    assert parse([*args, "--runtime", "docker"]) == {
         "file": "a.yaml",
         "destination": "prod",
         "wheelhouse": "w",
+        "runtime": "docker",
         "offline": True,
         "as_json": True,
     }
@@ -43,6 +45,7 @@ def test_plain_arguments_are_parsed_and_anything_else_is_left_to_typer() -> None
         "file": None,
         "destination": None,
         "wheelhouse": None,
+        "runtime": None,
         "offline": False,
         "as_json": False,
     }

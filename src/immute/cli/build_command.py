@@ -20,6 +20,7 @@ VALUE_OPTIONS = {
     "--destination": "destination",
     "-d": "destination",
     "--wheelhouse": "wheelhouse",
+    "--runtime": "runtime",
 }
 FLAG_OPTIONS = {"--offline": "offline", "--json": "as_json"}
 
@@ -28,6 +29,7 @@ class BuildArgs(TypedDict):
     file: str | None
     destination: str | None
     wheelhouse: str | None
+    runtime: str | None
     offline: bool
     as_json: bool
 
@@ -52,6 +54,7 @@ def parse(args: list[str]) -> BuildArgs | None:
         file=values.get("file"),
         destination=values.get("destination"),
         wheelhouse=values.get("wheelhouse"),
+        runtime=values.get("runtime"),
         offline="offline" in flags,
         as_json="as_json" in flags,
     )
@@ -68,13 +71,19 @@ def build(
     *,
     offline: bool = False,
     wheelhouse: str | None = None,
+    runtime: str | None = None,
     as_json: bool = False,
 ) -> None:
     """Build the app's image and print the result (layers and digest, or JSON)."""
     from immute.client.images import build_image
 
     result = build_image(
-        file, destination, offline=offline, wheelhouse=wheelhouse, progress=progress
+        file,
+        destination,
+        offline=offline,
+        wheelhouse=wheelhouse,
+        progress=progress,
+        runtime=runtime,
     )
     document = result.to_json()
     sys.stdout.write(json.dumps(document, indent=2) + "\n" if as_json else _text(document))

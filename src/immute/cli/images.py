@@ -11,7 +11,7 @@ import typer
 
 from immute.cli import build_command
 from immute.cli.build_command import human_size
-from immute.cli.options import Destination, Json, SpecFile
+from immute.cli.options import Destination, Json, Runtime, SpecFile
 
 image_app = typer.Typer(help="Export, import, verify and unpack images.", no_args_is_help=True)
 deps_app = typer.Typer(help="The app's dependencies, for offline builds.", no_args_is_help=True)
@@ -34,11 +34,19 @@ def build(
         bool, typer.Option("--offline", help="Install dependencies only from the wheelhouse.")
     ] = False,
     wheelhouse: Wheelhouse = None,
+    runtime: Runtime = None,
     as_json: Json = False,
 ) -> None:
     """Build the app's image reproducibly into the local store."""
     # Its usual invocations skip typer altogether (see cli/build_command.py).
-    build_command.build(file, destination, offline=offline, wheelhouse=wheelhouse, as_json=as_json)
+    build_command.build(
+        file,
+        destination,
+        offline=offline,
+        wheelhouse=wheelhouse,
+        runtime=runtime,
+        as_json=as_json,
+    )
 
 
 def images(file: SpecFile = None, as_json: Json = False) -> None:
