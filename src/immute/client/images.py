@@ -45,11 +45,21 @@ def build_image(
 ) -> BuildResult:
     from immute.client.build_inputs import inputs_from_fields, load_build_fields
     from immute.images.builder import build
+    from immute.images.inputs import HOST_STACK
 
     fields = load_build_fields(file, destination)
     house = wheelhouse_path(file, wheelhouse)
     inputs = inputs_from_fields(fields, offline=offline, wheelhouse=house)
-    return build(image_store(file), inputs, progress=progress)
+    if inputs.stack == HOST_STACK:
+        return build(image_store(file), inputs, progress=progress)
+    # Only a base-image stack may need the engine (and the runtime modules).
+    from immute.runtimes.docker_images import EngineImages
+
+    engine = EngineImages(state_dir=state_dir(file))
+    try:
+        return build(image_store(file), inputs, progress=progress, engine=engine)
+    finally:
+        engine.close()
 
 
 def fetch_dependencies(

@@ -4,8 +4,11 @@ prefix and cached by the hash of everything they depend on.
 The cache key covers the dependency files' contents, the stack, the interpreter's
 version and platform, and the prefix: not the source code and not the time, so a
 code-only change is a cache hit. The layer's mtime is the constant epoch for the
-same reason. Scripts' ``#!`` lines name ``/usr/bin/env python3`` rather than the
-path of the interpreter that happened to run pip.
+same reason. On a base image the layer is made for the base's Python (see
+``base_python``: wheels only, for its version, ABI and platform), and the key
+names that Python instead of the base's digest, so a changed base with the same
+Python keeps its dependency layer. Scripts' ``#!`` lines name
+``/usr/bin/env python3`` rather than the path of the interpreter that ran pip.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from immute.core.oci_image import DEFAULT_EPOCH, dependency_key, hex_of
 from immute.errors import DependencyError
 from immute.images.inputs import DEPS_PREFIX, BuildInputs
 from immute.images.layer_tar import LayerBlob, entries_from_tree, write_layer
 from immute.images.store import ImageStore, atomic_write
+
+if TYPE_CHECKING:
+    from immute.images.base_python import BasePython
 
 DEFAULT_DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
 _MISSING = re.compile(r"No matching distribution found for (\S+)")
@@ -122,16 +129,24 @@ def _file_hashes(context: Path, files: Sequence[str]) -> dict[str, str]:
 
 
 def dependency_layer(
-    store: ImageStore, inputs: BuildInputs, *, progress: Callable[[str], None]
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    progress: Callable[[str], None],
+    target: BasePython | None = None,
 ) -> DependencyLayer | None:
-    """The cached or freshly built dependency layer; None when there is nothing to install."""
+    """The cached or freshly built dependency layer, for ``target`` (a base image's
+    Python) or else the host's; None when there is nothing to install."""
     files = list(inputs.dependency_files)
     if not files:
         return None
-    interpreter, platform = interpreter_facts(inputs.python)
+    if target is None:
+        interpreter, platform = interpreter_facts(inputs.python)
+    else:
+        interpreter, platform = target.interpreter, target.platform
     key = dependency_key(
         files=_file_hashes(inputs.context, files),
-        stack=inputs.stack,
+        stack=inputs.stack if target is None else "base-image",
         interpreter=interpreter,
         platform=platform,
         prefix=DEPS_PREFIX,
@@ -144,7 +159,7 @@ def dependency_layer(
     if not args:
         return None
     progress(f"installing dependencies with pip ({interpreter}, {platform})")
-    blob = _install(store, inputs, args)
+    blob = _install(store, inputs, [*(target.pip_args() if target else []), *args])
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     record = {"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
     atomic_write(cache_file, json.dumps(record).encode())
