@@ -84,7 +84,9 @@ def stored_base(store: ImageStore, data: bytes) -> str:
         "rootfs": {"type": "layers", "diff_ids": [desc.digest]},
     }
     config_desc = store.put_json(config)
-    manifest = image_manifest(Descriptor(MEDIA_CONFIG, config_desc.digest, config_desc.size), [desc])
+    manifest = image_manifest(
+        Descriptor(MEDIA_CONFIG, config_desc.digest, config_desc.size), [desc]
+    )
     return store.put_json(manifest).digest
 
 
