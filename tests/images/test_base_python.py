@@ -16,6 +16,7 @@ from immute.core.oci_image import MEDIA_CONFIG, MEDIA_LAYER_TAR, Descriptor, ima
 from immute.errors import DependencyError
 from immute.images.base_python import BasePython, python_of_layers
 from immute.images.builder import build
+from immute.images.dependencies import fetch_wheels
 from immute.images.inputs import BuildInputs
 from immute.images.store import ImageStore
 
@@ -129,3 +130,14 @@ def test_dependencies_install_for_the_bases_python_not_the_hosts(
     host = BuildInputs(**{**inputs.__dict__, "stack": "host"})
     with pytest.raises(DependencyError, match="tinydep"):
         build(store, host)
+
+    house = tmp_path / "wheelhouse"
+    target = BasePython(9, "x86_64", "glibc", 36)
+    fetched = fetch_wheels(
+        python=inputs.python,
+        context=app,
+        files=["requirements.txt"],
+        wheelhouse=house,
+        target=target,
+    )
+    assert fetched == ["tinydep-1.0-cp39-cp39-manylinux_2_17_x86_64.whl"]

@@ -110,6 +110,22 @@ def _build(
     )
 
 
+def stack_python(
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    engine: StackEngine | None,
+    progress: Callable[[str], None] = _no_progress,
+) -> BasePython | None:
+    """The Python of the stack ``inputs`` names (taken into the store as a build
+    would); None on the host stack."""
+    with store.writing():
+        _, commit_time = _git_head(inputs)
+        epoch = _epoch(commit_time)
+        stack = resolve_stack(store, inputs, engine=engine, epoch=epoch, progress=progress)
+        return None if stack.manifest is None else base_python(store, stack.manifest)
+
+
 def _stack_reports(stack: Stack) -> list[LayerReport]:
     diff_ids = ((stack.config or {}).get("rootfs") or {}).get("diff_ids") or []
     return [

@@ -159,7 +159,12 @@ def dependency_layer(
     if not args:
         return None
     progress(f"installing dependencies with pip ({interpreter}, {platform})")
-    blob = _install(store, inputs, [*(target.pip_args() if target else []), *args])
+    try:
+        blob = _install(store, inputs, [*(target.pip_args() if target else []), *args])
+    except DependencyError as exc:
+        if target is None:
+            raise
+        raise DependencyError(f"{exc} (wheels for the stack's {interpreter}, {platform})") from None
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     record = {"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
     atomic_write(cache_file, json.dumps(record).encode())
@@ -260,14 +265,23 @@ def _fix_record(record: Path, rewritten: dict[str, str]) -> None:
 
 
 def fetch_wheels(
-    *, python: str, context: Path, files: Sequence[str], wheelhouse: Path
+    *,
+    python: str,
+    context: Path,
+    files: Sequence[str],
+    wheelhouse: Path,
+    target: BasePython | None = None,
 ) -> list[str]:
-    """Fill ``wheelhouse`` with wheels of every dependency (built from sdists where
-    needed); returns the wheel file names now there."""
+    """Fill ``wheelhouse`` with wheels of every dependency: for the host's Python
+    built from sdists where needed, for ``target`` (a base image's Python) only
+    wheels that fit it; returns the wheel file names now there."""
     args = requirement_args(context, files)
     wheelhouse.mkdir(parents=True, exist_ok=True)
+    if args and target is None:
+        command = ["wheel", "--wheel-dir", str(wheelhouse), *args]
+    else:
+        command = ["download", "--dest", str(wheelhouse), *(target.pip_args() if target else [])]
+        command += args
     if args:
-        run_pip(
-            python, ["wheel", "--wheel-dir", str(wheelhouse), *args], offline=False, wheelhouse=None
-        )
+        run_pip(python, command, offline=False, wheelhouse=None)
     return sorted(p.name for p in wheelhouse.glob("*.whl"))

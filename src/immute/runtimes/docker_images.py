@@ -82,7 +82,8 @@ class EngineImages:
         self.client.ping()
         with tempfile.TemporaryDirectory(prefix="immute-docker-build-") as temp:
             iidfile = Path(temp) / "iid"
-            argv = [docker, "build", "--iidfile", str(iidfile), "--file", str(dockerfile)]
+            argv = [docker, "build", "--force-rm", "--iidfile", str(iidfile)]
+            argv += ["--file", str(dockerfile)]
             argv += ["--build-arg", f"SOURCE_DATE_EPOCH={epoch}"]
             buildkit = _has_buildkit(docker)
             if buildkit:
