@@ -127,14 +127,20 @@ def test_a_wrong_or_missing_base_is_one_line_saying_what_to_do(stack_app: App) -
     assert "immute image import FILE" in line and "docker pull" in line, line
 
 
-def test_without_docker_cli_or_engine_a_dockerfile_stack_is_one_line(tmp_path: Path) -> None:
+def test_a_dockerfile_stack_without_cli_or_engine_or_with_state_in_context_is_one_line(tmp_path: Path) -> None:
     app = App(tmp_path)
     try:
         (app.dir / "stack").mkdir()
         (app.dir / "stack" / "Dockerfile").write_text("FROM scratch\n")
         app.spec.update(runtime="docker", build={"dockerfile": "stack/Dockerfile"})
         app.write_spec()
+        state = app.env["IMMUTE_STATE_DIR"]
+        app.env["IMMUTE_STATE_DIR"] = str(app.dir / "stack" / "state")
+        assert "holds immute's state directory" in error_line(app)
+        (app.dir / "stack" / ".dockerignore").write_text("state\n")
         app.env["DOCKER_HOST"] = f"unix://{tmp_path}/no-engine.sock"
+        assert "start dockerd" in error_line(app)
+        app.env["IMMUTE_STATE_DIR"] = state
         assert "start dockerd" in error_line(app)
         app.env.pop("DOCKER_HOST")
         app.env["PATH"] = str(tmp_path / "empty")

@@ -5,10 +5,12 @@ the SDK, Dockerfiles built through the Docker CLI.
 or a CLI older than 23 that carries BuildKit itself), else with the classic
 builder, which a newer CLI without ``buildx`` still offers. Either way the
 build's epoch goes in as ``SOURCE_DATE_EPOCH`` (environment and build
-argument), which BuildKit 0.11 and later apply to the image's timestamps. The
-context is the Dockerfile's own directory, with its ``.dockerignore``; immute's
-state directory must not be in it, since the engine would be sent the image
-store on every build.
+argument), which BuildKit 0.11 and later apply to the image's timestamps. An
+engine without a ``bridge`` network (``dockerd --bridge=none``, as CI runs it)
+cannot give a BuildKit ``RUN`` step a network of its own, so there the build
+uses the host's, as immute's containers do. The context is the Dockerfile's
+own directory, with its ``.dockerignore``; immute's state directory must not be
+in it, since the engine would be sent the image store on every build.
 """
 
 from __future__ import annotations
@@ -79,7 +81,6 @@ class EngineImages:
                 f"{where}: the docker CLI is not installed (apt-get install docker.io), "
                 "or pin a base image in build.stack instead"
             )
-        self.client.ping()
         with tempfile.TemporaryDirectory(prefix="immute-docker-build-") as temp:
             iidfile = Path(temp) / "iid"
             argv = [docker, "build", "--force-rm", "--iidfile", str(iidfile)]
@@ -88,10 +89,15 @@ class EngineImages:
             buildkit = _has_buildkit(docker)
             if buildkit:
                 argv.append("--progress=plain")
+            if not self._has_bridge():
+                argv += ["--network", "host"]
             env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
             env["DOCKER_BUILDKIT"] = "1" if buildkit else "0"
             _run_build([*argv, str(context)], env=env, where=where, progress=progress)
             return iidfile.read_text(encoding="utf-8").strip()
+
+    def _has_bridge(self) -> bool:
+        return any(n.name == "bridge" for n in self.client.networks.list(names=["bridge"]))
 
     def _refuse_state_inside(self, context: Path, where: str) -> None:
         if self.state_dir is None:
