@@ -127,7 +127,9 @@ def test_a_wrong_or_missing_base_is_one_line_saying_what_to_do(stack_app: App) -
     assert "immute image import FILE" in line and "docker pull" in line, line
 
 
-def test_a_dockerfile_stack_without_cli_or_engine_or_with_state_in_context_is_one_line(tmp_path: Path) -> None:
+def test_dockerfile_stack_errors_without_cli_engine_or_with_state_in_context(
+    tmp_path: Path,
+) -> None:
     app = App(tmp_path)
     try:
         (app.dir / "stack").mkdir()
