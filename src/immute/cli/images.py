@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from immute.cli.options import Destination, Json, SpecFile
+from immute.cli.options import Destination, Json, Runtime, SpecFile
 
 image_app = typer.Typer(help="Export, import, verify and unpack images.", no_args_is_help=True)
 deps_app = typer.Typer(help="The app's dependencies, for offline builds.", no_args_is_help=True)
@@ -36,13 +36,19 @@ def build(
         bool, typer.Option("--offline", help="Install dependencies only from the wheelhouse.")
     ] = False,
     wheelhouse: Wheelhouse = None,
+    runtime: Runtime = None,
     as_json: Json = False,
 ) -> None:
     """Build the app's image reproducibly into the local store."""
     from immute.client.images import build_image
 
     result = build_image(
-        file, destination, offline=offline, wheelhouse=wheelhouse, progress=_progress
+        file,
+        destination,
+        offline=offline,
+        wheelhouse=wheelhouse,
+        progress=_progress,
+        runtime=runtime,
     )
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))

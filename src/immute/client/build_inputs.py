@@ -77,10 +77,12 @@ def inputs_from_spec(
     return inputs_from_fields(fields, offline=offline, wheelhouse=wheelhouse)
 
 
-def load_build_fields(file: str | None, destination: str | None) -> dict[str, Any]:
+def load_build_fields(
+    file: str | None, destination: str | None, *, runtime: str | None = None
+) -> dict[str, Any]:
     """The build fields of the spec: from the cache when nothing they depend on
     changed, else by loading and validating the spec (which raises its errors)."""
-    cache = _cache_file(file, destination)
+    cache = _cache_file(file, destination, runtime)
     if cache is not None:
         try:
             fields = json.loads(cache.read_text(encoding="utf-8"))
@@ -90,14 +92,14 @@ def load_build_fields(file: str | None, destination: str | None) -> dict[str, An
             pass
     from immute.client.specfile import read_spec
 
-    loaded = read_spec(file, destination)
+    loaded = read_spec(file, destination, runtime=runtime)
     fields = fields_from_spec(loaded, spec_paths(file, destination)[0])
     if cache is not None:
         _write(cache, json.dumps(fields).encode())
     return fields
 
 
-def _cache_file(file: str | None, destination: str | None) -> Path | None:
+def _cache_file(file: str | None, destination: str | None, runtime: str | None) -> Path | None:
     try:
         sources = [
             [str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest()]
@@ -111,6 +113,7 @@ def _cache_file(file: str | None, destination: str | None) -> Path | None:
                 "immute": __version__,
                 "code": _code_fingerprint(),
                 "destination": destination,
+                "runtime": runtime,
                 "sources": sources,
             }
         )

@@ -44,11 +44,12 @@ def build_image(
     offline: bool,
     wheelhouse: str | None,
     progress: Callable[[str], None],
+    runtime: str | None = None,
 ) -> BuildResult:
     from immute.client.build_inputs import inputs_from_fields, load_build_fields
     from immute.images.builder import build
 
-    fields = load_build_fields(file, destination)
+    fields = load_build_fields(file, destination, runtime=runtime)
     house = wheelhouse_path(file, wheelhouse)
     inputs = inputs_from_fields(fields, offline=offline, wheelhouse=house)
     with _engine(file, inputs) as engine:
