@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from immute.core.oci_image import MEDIA_MANIFEST, Descriptor, is_digest
-from immute.errors import ImageError, NotFoundError
+from immute.errors import EngineError, ImageError, NotFoundError
 from immute.images.inputs import HOST_STACK, BuildInputs
 from immute.images.store import ImageStore, Manifest
 
@@ -137,7 +137,13 @@ def _pinned_from_engine(
 ) -> str:
     if engine is None:
         raise ImageError(_missing(stack))
-    image_id = engine.image_id(digest)
+    try:
+        image_id = engine.image_id(digest)
+    except EngineError as exc:
+        raise ImageError(
+            f"stack {stack}: the base image is not in immute's store (run 'immute image "
+            f"import FILE') and the Docker engine cannot be asked: {exc}"
+        ) from None
     if image_id is None and name:
         named = engine.image_id(name)
         if named is not None:
