@@ -197,7 +197,11 @@ def test_a_base_image_pinned_by_digest_is_the_stack(
     assert len(config["rootfs"]["diff_ids"]) == 2
     (app / "immute.yaml").write_text(with_stack.replace("STACK", "sha256:" + "0" * 64))
     missing = immute("build", cwd=app)
-    assert missing.returncode == 1 and "not in the store" in missing.stderr
+    assert missing.returncode == 1 and "immute image import FILE" in missing.stderr
+    # Asked without an engine too: the error still says what to do.
+    missing = immute("build", cwd=app, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert missing.returncode == 1, missing.stderr
+    assert "immute image import FILE" in missing.stderr and "start dockerd" in missing.stderr
 
 
 def test_a_state_directory_inside_the_context_stays_out_of_the_image(

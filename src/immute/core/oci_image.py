@@ -32,6 +32,7 @@ LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_SPEC_DIGEST = "dev.immute.spec-digest"
 LABEL_PROCESS_PREFIX = "dev.immute.process."
 LABEL_STACK = "dev.immute.stack"
+LABEL_STACK_DIGEST = "dev.immute.stack-digest"
 
 # 1980-01-01: the oldest time every archive format (zip included) can hold, used
 # when neither SOURCE_DATE_EPOCH nor a commit gives the build a time.

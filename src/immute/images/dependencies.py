@@ -5,8 +5,13 @@ depend on.
 The cache key covers the dependency files' contents, the stack, the interpreter's
 version and platform, the installer and its version, and the prefix: not the
 source code and not the time, so a code-only change is a cache hit. The layer's
-mtime is the constant epoch for the same reason. Scripts' ``#!`` lines name
-``/usr/bin/env python3`` rather than the path of the interpreter installed for.
+mtime is the constant epoch for the same reason. On a base image the layer is
+made for the base's Python (see ``base_python``: wheels only, for its version,
+ABI and platform, installed by pip, whose options for a foreign target are the
+ones ``base_python`` speaks), and the key names that Python instead of the
+base's digest, so a changed base with the same Python keeps its dependency
+layer. Scripts' ``#!`` lines name ``/usr/bin/env python3`` rather than the path
+of the interpreter installed for.
 """
 
 from __future__ import annotations
@@ -19,14 +24,17 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from immute.core.oci_image import DEFAULT_EPOCH, dependency_key, hex_of
 from immute.errors import DependencyError
 from immute.images.inputs import DEPS_PREFIX, BuildInputs
-from immute.images.installers import Installer, chosen_installer, run_installer
+from immute.images.installers import Installer, chosen_installer, pip_installer, run_installer
 from immute.images.layer_tar import LayerBlob, entries_from_tree, write_layer
 from immute.images.store import ImageStore, atomic_write
+
+if TYPE_CHECKING:
+    from immute.images.base_python import BasePython
 
 DEFAULT_DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
 _FOREIGN_LOCKS = {
@@ -123,17 +131,26 @@ def _file_hashes(context: Path, files: Sequence[str]) -> dict[str, str]:
 
 
 def dependency_layer(
-    store: ImageStore, inputs: BuildInputs, *, progress: Callable[[str], None]
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    progress: Callable[[str], None],
+    target: BasePython | None = None,
 ) -> DependencyLayer | None:
-    """The cached or freshly built dependency layer; None when there is nothing to install."""
+    """The cached or freshly built dependency layer, for ``target`` (a base image's
+    Python) or else the host's; None when there is nothing to install."""
     files = list(inputs.dependency_files)
     if not files:
         return None
-    interpreter, platform = interpreter_facts(inputs.python)
-    installer = chosen_installer(inputs.python, cache=store.root / "cache" / "installers")
+    if target is None:
+        interpreter, platform = interpreter_facts(inputs.python)
+        installer = chosen_installer(inputs.python, cache=store.root / "cache" / "installers")
+    else:
+        interpreter, platform = target.interpreter, target.platform
+        installer = pip_installer(inputs.python)
     key = dependency_key(
         files=_file_hashes(inputs.context, files),
-        stack=inputs.stack,
+        stack=inputs.stack if target is None else "base-image",
         interpreter=interpreter,
         platform=platform,
         installer=installer.identity,
@@ -147,7 +164,12 @@ def dependency_layer(
     if not args:
         return None
     progress(f"installing dependencies with {installer.identity} ({interpreter}, {platform})")
-    blob = _install(store, inputs, installer, args)
+    try:
+        blob = _install(store, inputs, installer, [*(target.pip_args() if target else []), *args])
+    except DependencyError as exc:
+        if target is None:
+            raise
+        raise DependencyError(f"{exc} (wheels for the stack's {interpreter}, {platform})") from None
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     record = {"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
     atomic_write(cache_file, json.dumps(record).encode())
@@ -227,15 +249,24 @@ def _fix_record(record: Path, rewritten: dict[str, str]) -> None:
 
 
 def fetch_wheels(
-    *, python: str, context: Path, files: Sequence[str], wheelhouse: Path
+    *,
+    python: str,
+    context: Path,
+    files: Sequence[str],
+    wheelhouse: Path,
+    target: BasePython | None = None,
 ) -> list[str]:
-    """Fill ``wheelhouse`` with wheels of every dependency (built from sdists where
-    needed); returns the wheel file names now there."""
+    """Fill ``wheelhouse`` with wheels of every dependency: for the host's Python
+    built from sdists where needed, for ``target`` (a base image's Python) only
+    wheels that fit it; returns the wheel file names now there."""
     args = requirement_args(context, files)
     wheelhouse.mkdir(parents=True, exist_ok=True)
     if args:
         # pip, whatever installs: uv has no command that keeps the wheels it gets.
         pip = Installer("pip", "", python)
-        argv = [*pip.pip_argv(), "wheel", "--wheel-dir", str(wheelhouse), *args]
-        run_installer(pip, argv, offline=False, wheelhouse=None)
+        if target is None:
+            command = ["wheel", "--wheel-dir", str(wheelhouse), *args]
+        else:
+            command = ["download", "--dest", str(wheelhouse), *target.pip_args(), *args]
+        run_installer(pip, [*pip.pip_argv(), *command], offline=False, wheelhouse=None)
     return sorted(p.name for p in wheelhouse.glob("*.whl"))

@@ -19,9 +19,11 @@ class BuildInputs(NamedTuple):
 
     ``dependency_files`` are paths relative to ``context`` (requirements files,
     lock files in requirements format, or ``pyproject.toml``, whose
-    ``[project].dependencies`` are installed). ``stack`` is ``host`` or the
-    manifest digest of a base image already in the store. ``python`` is the
-    interpreter that runs pip: the one the image's processes will run with.
+    ``[project].dependencies`` are installed). ``stack`` is ``host`` or a base
+    image pinned by digest (see ``stacks``), or ``dockerfile:PATH`` as the spec
+    wrote it when ``dockerfile`` (absolute) builds the stack. ``python`` is the
+    interpreter that runs pip: on the host stack, the one the image's processes
+    will run with; on a base image, the one that installs for the base's Python.
     """
 
     app: str
@@ -31,6 +33,7 @@ class BuildInputs(NamedTuple):
     exclude: Sequence[str] = ()
     dependency_files: Sequence[str] = ()
     stack: str = HOST_STACK
+    dockerfile: Path | None = None
     workdir: str = "/app"
     env: Mapping[str, str] = EMPTY
     labels: Mapping[str, str] = EMPTY
@@ -56,12 +59,18 @@ class BuildResult(NamedTuple):
     config_digest: str
     name: str
     layers: tuple[LayerReport, ...]
+    stack: str = HOST_STACK
+    stack_digest: str | None = None
+    python: Mapping[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
             "manifest_digest": self.manifest_digest,
             "config_digest": self.config_digest,
+            "stack": self.stack,
+            "stack_digest": self.stack_digest,
+            "python": None if self.python is None else dict(self.python),
             "layers": [
                 {
                     "role": layer.role,

@@ -67,9 +67,14 @@ def chosen_installer(python: str, *, cache: Path) -> Installer:
     if name not in INSTALLERS:
         raise DependencyError(f"${INSTALLER_VARIABLE}: {name!r} is not an installer (uv or pip)")
     if name == "pip":
-        return Installer("pip", _ask([python, "-m", "pip", "--version"], 1), python)
+        return pip_installer(python)
     binary = _uv_binary()
     return Installer("uv", _uv_version(binary, cache), binary)
+
+
+def pip_installer(python: str) -> Installer:
+    """The pip of ``python``, at the version it reports."""
+    return Installer("pip", _ask([python, "-m", "pip", "--version"], 1), python)
 
 
 def _uv_binary() -> str:
