@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import re
@@ -88,14 +89,12 @@ class DockerRuntime:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir).resolve()
-        self._client: DockerClient | None = None
         self._follows: dict[str, LogFollow] = {}
 
-    @property
+    @functools.cached_property
     def client(self) -> DockerClient:
-        if self._client is None:
-            self._client = connect()
-        return self._client
+        """Connected on first use: an app that never runs a container needs no engine."""
+        return connect()
 
     async def _call(self, work: Callable[[], T]) -> T:
         """Run blocking SDK work in a thread; engine failures become one-line errors."""

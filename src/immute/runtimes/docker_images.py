@@ -16,6 +16,7 @@ in it, since the engine would be sent the image store on every build.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 import shutil
@@ -41,18 +42,15 @@ class EngineImages:
 
     def __init__(self, *, state_dir: Path | None = None) -> None:
         self.state_dir = state_dir
-        self._client: DockerClient | None = None
 
-    @property
+    @functools.cached_property
     def client(self) -> DockerClient:
-        if self._client is None:
-            self._client = connect()
-        return self._client
+        return connect()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        client: DockerClient | None = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
 
     def image_id(self, reference: str) -> str | None:
         from docker.errors import ImageNotFound, NullResource
