@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from immute.proxy.http1 import HOP_BY_HOP, RESPONSE_WATCHED, Special, record
+from immute.proxy.http1 import HOP_BY_HOP, RESPONSE_WATCHED, Special, chunk, record
 
 # Reason phrases are regenerated rather than parsed: one callback less per
 # response, and HTTP/1.1 clients must ignore them anyway (RFC 9112 4).
@@ -73,7 +73,7 @@ class UpstreamConn(asyncio.Protocol):
             self.close()
             return
         client = exchange.client
-        client.cork()
+        client.corked = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -84,7 +84,7 @@ class UpstreamConn(asyncio.Protocol):
             exchange.upstream_failed(self)
             return
         finally:
-            client.uncork()
+            client.flush()
         if self._done:
             self._done = False
             if self._skip_body:
@@ -154,8 +154,9 @@ class UpstreamConn(asyncio.Protocol):
             self._until_close = framed is None
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None and not self._skip_body:
-            self.exchange.response_body(body)
+        exchange = self.exchange
+        if exchange is not None and not self._skip_body:
+            exchange.client.write(chunk(body) if exchange.chunked_response else body)
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
