@@ -117,7 +117,7 @@ class ClientConn(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         lower = name.lower()
         if lower not in self.router.watched:
-            self.head_lines.append(name + b": " + value + b"\r\n")
+            self.head_lines.append(b"%s: %s\r\n" % (name, value))
         else:
             special = self.head_special
             if lower in special:
@@ -125,7 +125,7 @@ class ClientConn(asyncio.Protocol):
             else:
                 special[lower] = value
             if lower not in DROPPED:
-                self.head_lines.append(name + b": " + value + b"\r\n")
+                self.head_lines.append(b"%s: %s\r\n" % (name, value))
         self._head_count += 1
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self.config.max_header_bytes or (

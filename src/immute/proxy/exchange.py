@@ -12,7 +12,15 @@ import time
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
-from immute.proxy.http1 import IDEMPOTENT, LAST_CHUNK, Special, chunk, forwarded, simple_response
+from immute.proxy.http1 import (
+    IDEMPOTENT,
+    LAST_CHUNK,
+    SIMPLE_CONNECTION,
+    Special,
+    chunk,
+    forwarded,
+    simple_response,
+)
 from immute.proxy.tunnel import Tunnel
 from immute.proxy.upstream import UpstreamConn
 
@@ -84,7 +92,7 @@ class Exchange:
         chain = special.get(b"x-forwarded-for")
         peer = self.client.peer_bytes
         lines = self.lines
-        if b"connection" in special:
+        if special.get(b"connection") not in SIMPLE_CONNECTION:
             lines = forwarded(lines, special)
         extra = b""
         if self.chunked_request:
@@ -317,7 +325,7 @@ class Exchange:
 
     # Response side ------------------------------------------------------------
     def response_head(
-        self, status: int, reason: bytes, headers: list[bytes], special: Special
+        self, status: int, status_line: bytes, headers: list[bytes], special: Special
     ) -> None:
         self.response_bytes = True
         if 100 <= status < 200 and status != 101:
@@ -327,7 +335,7 @@ class Exchange:
             return
         self.status = status
         self.responded = True
-        if b"connection" in special:
+        if special.get(b"connection") not in SIMPLE_CONNECTION:
             headers = forwarded(headers, special)
         tail = self.set_cookie
         if status == 101 and self.upgrade:
@@ -335,8 +343,8 @@ class Exchange:
         else:
             tail += self._response_framing(status, special)
         self.client.write(
-            b"HTTP/1.1 %d %s\r\n%sx-request-id: %s\r\n%s\r\n"
-            % (status, reason, b"".join(headers), self.request_id, tail)
+            b"%s%sx-request-id: %s\r\n%s\r\n"
+            % (status_line, b"".join(headers), self.request_id, tail)
         )
 
     def _response_framing(self, status: int, special: Special) -> bytes:
@@ -397,7 +405,11 @@ class Exchange:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        self._record()
+        router = self.router
+        router.stats.requests += 1
+        seconds = time.monotonic() - self.started
+        for observer in router.observers:
+            observer(self, self.release, seconds)
         self.client.exchange_done(self, keep_alive=keep_alive and not self.close_after)
 
     def _record(self) -> None:
