@@ -42,29 +42,47 @@ def cookie_value(cookies: bytes | None, name: str) -> str | None:
 
 
 class Exchange:
-    """Per-request state. Scalars default at class level, so that creating one per
-    request sets only what the request head decides (this is the hot path)."""
+    """Per-request state (this is the hot path). Slots, every one set at creation:
+    reads of attributes left to class-level defaults take CPython's slow path."""
 
-    service: LiveService | None = None
-    target: LiveTarget | None = None
-    conn: UpstreamConn | None = None
-    request_id = b""
-    head = b""
-    pending: list[bytes] | None = None
-    pending_size = 0
-    replay: list[bytes] | None = None
-    replay_ok = True
-    replay_size = 0
-    body_written = body_done = False
-    interim = responded = response_bytes = False
-    chunked_response = close_after = done = False
-    held_until = 0.0
-    attempts = 0
-    tried: tuple[LiveTarget, ...] = ()
-    refused: tuple[LiveTarget, ...] = ()
-    status = 0
-    set_cookie = b""
-    release = ""
+    __slots__ = (
+        "attempts",
+        "body_done",
+        "body_written",
+        "chunked_request",
+        "chunked_response",
+        "client",
+        "close_after",
+        "conn",
+        "done",
+        "head",
+        "held_until",
+        "interim",
+        "keep_alive",
+        "lines",
+        "method",
+        "pending",
+        "pending_size",
+        "refused",
+        "release",
+        "replay",
+        "replay_ok",
+        "replay_size",
+        "request_id",
+        "responded",
+        "response_bytes",
+        "router",
+        "service",
+        "set_cookie",
+        "special",
+        "started",
+        "status",
+        "target",
+        "tried",
+        "upgrade",
+        "url",
+        "version",
+    )
 
     def __init__(self, client: ClientConn, method: bytes) -> None:
         # The head the client connection collected: taken over, not copied.
@@ -73,12 +91,31 @@ class Exchange:
         self.method = method
         self.lines, self.special, self.url = client.head_lines, client.head_special, client.head_url
         parser = client.parser
-        self.version = parser.get_http_version()
-        self.keep_alive = parser.should_keep_alive()
+        self.keep_alive = keep_alive = parser.should_keep_alive()
+        if keep_alive and b"connection" not in self.special:
+            # Only HTTP/1.1 keeps a connection without being asked to (llhttp
+            # accepts no other version that does): spares building the string.
+            self.version = "1.1"
+        else:
+            self.version = parser.get_http_version()
         self.upgrade = parser.should_upgrade() and method != b"CONNECT"
         encoding = self.special.get(b"transfer-encoding")
         self.chunked_request = encoding is not None and encoding.lower().endswith(b"chunked")
         self.started = time.monotonic()
+        self.service: LiveService | None = None
+        self.target: LiveTarget | None = None
+        self.conn: UpstreamConn | None = None
+        self.request_id = self.head = self.set_cookie = b""
+        self.pending: list[bytes] | None = None
+        self.replay: list[bytes] | None = None
+        self.pending_size = self.replay_size = self.attempts = self.status = 0
+        self.replay_ok = True
+        self.body_written = self.body_done = self.interim = self.responded = False
+        self.response_bytes = self.chunked_response = self.close_after = self.done = False
+        self.held_until = 0.0
+        self.tried: tuple[LiveTarget, ...] = ()
+        self.refused: tuple[LiveTarget, ...] = ()
+        self.release = ""
 
     @property
     def host(self) -> str:
