@@ -3,8 +3,9 @@
 Run: .venv/bin/python bench/build.py [--warm-runs N] [--rebuilds N] [--no-docker]
 
 On a copy of examples/flask-app (Flask + gunicorn from the package index), prints:
-- immute cold build (fresh store, no pip cache) and warm rebuild after a code-only
-  change, end to end through the `immute` program, and their ratio;
+- immute cold build (fresh store, no installer cache: neither uv's nor pip's) and
+  warm rebuild after a code-only change, end to end through the `immute` program,
+  and their ratio;
 - the same for `docker build` of the app's Dockerfile where an engine answers
   (the base image is made once with debootstrap, see bench/docker_base.py);
 - digest stability: the same inputs built twice from scratch;
@@ -32,12 +33,24 @@ EXAMPLE = ROOT / "examples" / "flask-app"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def immute_env(state: Path, *, no_pip_cache: bool) -> dict[str, str]:
+def immute_env(state: Path, *, no_cache: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH",)}
     env["IMMUTE_STATE_DIR"] = str(state)
-    if no_pip_cache:
+    if no_cache:
         env["PIP_NO_CACHE_DIR"] = "1"
+        env["UV_NO_CACHE"] = "1"
     return env
+
+
+def compile_immute() -> None:
+    """Write immute's bytecode, as installing it from a wheel does. A checkout
+    installed editable under $PYTHONDONTWRITEBYTECODE (as on CI machines) would
+    otherwise compile every module on every start and time the compiler."""
+    import compileall
+
+    import immute
+
+    compileall.compile_dir(Path(immute.__file__).parent, quiet=1)
 
 
 def timed(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -69,9 +82,9 @@ class Ours:
         self.digests: list[str] = []
 
     def cold(self, run: int) -> float:
-        """A fresh directory and a fresh store, without pip's cache."""
+        """A fresh directory and a fresh store, without the installer's cache."""
         name = f"ours-{run}"
-        env = immute_env(self.base / f"state-{name}", no_pip_cache=True)
+        env = immute_env(self.base / f"state-{name}", no_cache=True)
         elapsed, out = timed(self.argv, cwd=fresh_copy(self.base, name), env=env)
         self.digests.append(json.loads(out)["manifest_digest"])
         return elapsed
@@ -79,7 +92,7 @@ class Ours:
     def warm(self, run: int) -> float:
         app = self.base / "ours-0"
         touch_code(app, run)
-        env = immute_env(self.base / "state-ours-0", no_pip_cache=True)
+        env = immute_env(self.base / "state-ours-0", no_cache=True)
         elapsed, out = timed(self.argv, cwd=app, env=env)
         layers = {layer["role"]: layer for layer in json.loads(out)["layers"]}
         assert layers["dependencies"]["cached"], "code-only change: dependency layer reused"
@@ -175,8 +188,10 @@ def verdict(ok: bool) -> str:
 
 
 def report(ours: dict[str, Any], docker: dict[str, Any] | None, store: dict[str, Any]) -> None:
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the end")
     print("immute build (end to end through the CLI, examples/flask-app):")
-    row("cold build (fresh store, no pip cache)", f"{ours['cold']:.2f} s", "best of 2")
+    row("cold build (fresh store, no uv cache)", f"{ours['cold']:.2f} s", "best of 2")
     row("warm rebuild after a code-only change", f"{ours['warm']:.2f} s", "median")
     row("cold / warm", f"{ours['cold'] / ours['warm']:.1f}x")
     same = ours["digest_1"] == ours["digest_2"]
@@ -210,6 +225,7 @@ def main() -> None:
     parser.add_argument("--rebuilds", type=int, default=50)
     parser.add_argument("--no-docker", action="store_true")
     args = parser.parse_args()
+    compile_immute()
     with tempfile.TemporaryDirectory(prefix="immute-bench-") as temp:
         base = Path(temp)
         sides: list[Ours | Docker] = [Ours(base)]

@@ -76,7 +76,8 @@ def saved_image_tar() -> Path:
 
 def forget_engine_images(store_root: Path, *, keep: str) -> None:
     """Remove from the engine the images of the immute store at ``store_root``
-    that deploys loaded into it, except the manifest ``keep`` (the base image)."""
+    that deploys loaded into it, except the manifest ``keep`` and the base image
+    (which a store holds when a stack named it by its engine ID)."""
     import docker
     from docker.errors import APIError
 
@@ -89,7 +90,9 @@ def forget_engine_images(store_root: Path, *, keep: str) -> None:
             if image.digest == keep:
                 continue
             with contextlib.suppress(APIError, NotFoundError):
-                client.images.remove(store.manifest(image.digest).config.digest, force=True)
+                engine_id = store.manifest(image.digest).config.digest
+                if BASE_TAG not in client.images.get(engine_id).tags:
+                    client.images.remove(engine_id, force=True)
 
 
 if __name__ == "__main__":

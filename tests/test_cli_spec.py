@@ -91,3 +91,19 @@ def test_schema_is_json_schema_of_the_spec(tmp_path: Path) -> None:
     assert schema["required"] == ["app", "processes"]
     assert schema["additionalProperties"] is False
     assert "max_surge" in schema["$defs"]["Strategy"]["properties"]
+
+
+def test_runtime_option_overrides_the_spec_and_is_checked_like_it(tmp_path: Path) -> None:
+    (tmp_path / "immute.yaml").write_text("app: a\nprocesses:\n  web:\n    command: run\n")
+    unknown = immute("deploy", "--dry-run", "--runtime", "kubernetes", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        'error: --runtime:1:1: runtime: expected one of "process" or "docker", got "kubernetes"\n'
+    )
+    garbled = immute("build", "--runtime", "docker\nbuild: {}", cwd=tmp_path)
+    assert garbled.returncode == 2
+    assert garbled.stderr.startswith("error: --runtime: 'docker\\nbuild: {}' is not a runtime")
+    docker = immute("build", "--runtime", "docker", cwd=tmp_path)
+    assert docker.returncode == 2
+    assert "build.stack: the docker runtime needs a base image with Python" in docker.stderr
+    assert not (tmp_path / ".immute" / "images").exists()

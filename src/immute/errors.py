@@ -7,7 +7,7 @@ logged with its traceback to the debug log. Messages never contain secret values
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class ImmuteError(Exception):
@@ -22,8 +22,7 @@ class UsageError(ImmuteError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class SpecProblem:
+class SpecProblem(NamedTuple):
     """One thing wrong with a spec file, located as precisely as the YAML allows."""
 
     file: str

@@ -49,6 +49,19 @@ def require_engine() -> None:
     need(answers, "no Docker engine answers `docker info` (run .ci/start-docker)")
 
 
+def base_in_engine() -> tuple[str, str]:
+    """(tag, engine image ID) of the base image, imported into the engine if need be."""
+    require_engine()
+    try:
+        tag = docker_base.ensure_base_image()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        need(False, f"cannot make the Debian base image: {exc}")
+        raise
+    inspect = ["docker", "image", "inspect", "--format", "{{.Id}}", tag]
+    found = subprocess.run(inspect, capture_output=True, text=True, check=True, timeout=60)
+    return tag, found.stdout.strip()
+
+
 def base_image_tar() -> Path:
     """``docker save`` of the base image (cached between runs)."""
     require_engine()

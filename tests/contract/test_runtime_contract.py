@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -203,6 +204,31 @@ def test_logs_are_captured_by_stream_and_read_once_with_cursors(
     ]
     assert rest.complete and not first.complete
     assert {line.instance_id for line in first.lines + rest.lines} == {"web-1"}
+
+
+def test_lines_of_a_running_instance_arrive_once_in_order_over_many_reads(
+    runtime: Runtime, make_spec: MakeSpec
+) -> None:
+    """Reads while the instance runs (the docker runtime follows the engine's
+    stream between them), then one after it stopped, miss and repeat nothing."""
+    spec = make_spec("web-1")
+    asyncio.run(runtime.start(spec))
+    wait_for_http(spec.port, "/say?warm-up")
+    batch = asyncio.run(runtime.read_logs("web-1"))
+    said: list[str] = []
+    for n in range(20):
+        wait_for_http(spec.port, f"/say?line-{n}")
+        for _ in range(200):
+            batch = asyncio.run(runtime.read_logs("web-1", cursor=batch.cursor, limit=3))
+            said += [line.text for line in batch.lines if line.text.startswith("line-")]
+            if said and said[-1] == f"line-{n}":
+                break
+            time.sleep(0.01)
+    asyncio.run(runtime.stop("web-1"))
+    rest = asyncio.run(runtime.read_logs("web-1", cursor=batch.cursor))
+    said += [line.text for line in rest.lines if line.text.startswith("line-")]
+    assert said == [f"line-{n}" for n in range(20)]
+    assert rest.complete
 
 
 def test_logs_of_an_unknown_instance_are_not_found(runtime: Runtime) -> None:

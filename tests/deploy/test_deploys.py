@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -180,6 +181,20 @@ def test_down_leaves_nothing_running(app: App) -> None:
     app.run("down")
     time.sleep(0.5)
     assert live_processes(app) == []
+
+
+def test_down_without_a_running_agent_still_stops_every_instance(app: App) -> None:
+    app.run("deploy")
+    app.kill_agent()
+    assert live_processes(app)
+    assert app.run("down").stdout.strip() == "stopped 3 instances and the agent"
+    time.sleep(0.5)
+    assert live_processes(app) == []
+    pid = app.agent_pid()
+    deadline = time.monotonic() + 10
+    while pid is not None and Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid is not None and not Path(f"/proc/{pid}").exists()
 
 
 def test_restart_replaces_every_instance_with_a_fresh_one(app: App) -> None:

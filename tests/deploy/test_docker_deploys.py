@@ -96,6 +96,18 @@ def test_example_app_deploys_as_containers_and_rolls_back_under_load(docker_app:
     assert not engine_has(v2_image), "retention took v2's image out of the engine too"
 
 
+def test_runtime_option_deploys_a_spec_without_runtime_as_containers(docker_app: App) -> None:
+    app = docker_app
+    del app.spec["runtime"]
+    app.write_spec()
+    refused = app.run("deploy", check=False)
+    assert refused.returncode == 2
+    assert "the process runtime runs on the host stack" in refused.stderr
+    app.run("deploy", "--runtime", "docker", timeout=300)
+    assert app.get() == (200, "v1")
+    assert len(containers_of(app)) == 2
+
+
 def containers_of(app: App) -> list[Container]:
     """The app's running containers, found by the runtime's own labels."""
     import docker

@@ -1,4 +1,4 @@
-"""Local wheel indexes for the image tests: pip installs with no network."""
+"""Local wheel indexes for the image tests: installs with no network."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from images.image_testkit import local_index
 from images.local_wheels import make_wheel
 
 
@@ -20,5 +21,5 @@ def wheel_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def local_pip(wheel_index: Path) -> dict[str, str]:
-    """Environment that points pip at the local wheels only."""
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheel_index)}
+    """Environment that points the installers (uv, pip) at the local wheels only."""
+    return local_index(wheel_index)

@@ -22,11 +22,22 @@ processes:
 """
 
 
+INSTALLER_SETTINGS = ("PIP_", "UV_", "IMMUTE_")
+"""Variables of the machine that the tests' builds must not inherit."""
+NO_INDEX = {"PIP_NO_INDEX": "1", "UV_NO_INDEX": "1", "UV_OFFLINE": "1"}
+"""No package source at all, for uv and pip: an install fails, a cache hit succeeds."""
+
+
+def local_index(wheels: Path) -> dict[str, str]:
+    """Environment that points the installers (uv, pip) at ``wheels`` only."""
+    return {**NO_INDEX, "PIP_FIND_LINKS": str(wheels), "UV_FIND_LINKS": str(wheels)}
+
+
 def immute(
     *args: str, cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real program, with the test's environment on top of a clean one."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "IMMUTE_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(INSTALLER_SETTINGS)}
     base.pop("SOURCE_DATE_EPOCH", None)
     return subprocess.run(
         [sys.executable, "-m", "immute", *args],
@@ -53,7 +64,7 @@ def build_here(
     """Build in this process (what `immute build --json` prints, without its start-up)."""
     from immute.client.images import build_image
 
-    for name in [k for k in os.environ if k.startswith(("PIP_", "IMMUTE_"))]:
+    for name in [k for k in os.environ if k.startswith(INSTALLER_SETTINGS)]:
         monkeypatch.delenv(name)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     for name, value in env.items():

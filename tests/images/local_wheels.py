@@ -13,12 +13,12 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def make_wheel(directory: Path, name: str, version: str, *, module_source: str = "") -> Path:
-    """Write ``<name>-<version>-py3-none-any.whl`` holding one module and a console script."""
+def make_wheel(
+    directory: Path, name: str, version: str, *, module_source: str = "", tag: str = "py3-none-any"
+) -> Path:
+    """Write ``<name>-<version>-<tag>.whl`` holding one module and a console script."""
     dist = f"{name}-{version}.dist-info"
-    wheel = (
-        "Wheel-Version: 1.0\nGenerator: immute-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    )
+    wheel = f"Wheel-Version: 1.0\nGenerator: immute-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
     files = {
         f"{name}/__init__.py": (
             module_source or f"VERSION = {version!r}\n\ndef main() -> None:\n    print(VERSION)\n"
@@ -29,7 +29,7 @@ def make_wheel(directory: Path, name: str, version: str, *, module_source: str =
     }
     record = "\n".join([*(_record_line(n, d) for n, d in files.items()), f"{dist}/RECORD,,", ""])
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}-{version}-py3-none-any.whl"
+    path = directory / f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(path, "w") as archive:
         for member, data in files.items():
             archive.writestr(member, data)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from images.image_testkit import build_here, build_json, immute, layers_by_role, write_app
+from images.image_testkit import NO_INDEX, build_here, build_json, immute, layers_by_role, write_app
 
 
 def _blob(app: Path, digest: object) -> Path:
@@ -37,7 +37,7 @@ def test_code_change_rebuilds_only_the_app_layer_and_reuses_the_dependency_layer
     before = layers_by_role(build_here(app, local_pip, monkeypatch))
     (app / "app.py").write_text("import tinydep\nprint('changed', tinydep.VERSION)\n")
     # No package source at all: a dependency install would fail, so success means a cache hit.
-    after = layers_by_role(build_here(app, {"PIP_NO_INDEX": "1"}, monkeypatch))
+    after = layers_by_role(build_here(app, NO_INDEX, monkeypatch))
     assert after["dependencies"]["cached"] is True
     assert after["dependencies"]["digest"] == before["dependencies"]["digest"]
     assert after["app"]["digest"] != before["app"]["digest"]
@@ -197,7 +197,11 @@ def test_a_base_image_pinned_by_digest_is_the_stack(
     assert len(config["rootfs"]["diff_ids"]) == 2
     (app / "immute.yaml").write_text(with_stack.replace("STACK", "sha256:" + "0" * 64))
     missing = immute("build", cwd=app)
-    assert missing.returncode == 1 and "not in the store" in missing.stderr
+    assert missing.returncode == 1 and "immute image import FILE" in missing.stderr
+    # Asked without an engine too: the error still says what to do.
+    missing = immute("build", cwd=app, env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert missing.returncode == 1, missing.stderr
+    assert "immute image import FILE" in missing.stderr and "start dockerd" in missing.stderr
 
 
 def test_a_state_directory_inside_the_context_stays_out_of_the_image(
@@ -230,4 +234,25 @@ def test_pyproject_dependencies_are_installed_when_there_is_no_requirements_file
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith(
         f"error: {app / 'pyproject.toml'}: cannot read"
+    )
+
+
+def test_the_installer_and_its_version_are_in_the_dependency_cache_key(
+    tmp_path: Path, local_pip: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = write_app(tmp_path / "shop")
+    with_uv = layers_by_role(build_here(app, local_pip, monkeypatch))["dependencies"]
+    pip = {**local_pip, "IMMUTE_INSTALLER": "pip"}
+    with_pip = layers_by_role(build_here(app, pip, monkeypatch))["dependencies"]
+    assert with_pip["cached"] is False and with_pip["digest"] != with_uv["digest"]
+    again = layers_by_role(build_here(app, NO_INDEX, monkeypatch))["dependencies"]
+    assert again == {**with_uv, "cached": True}
+    with tarfile.open(_blob(app, with_uv["digest"])) as tar:
+        installer = tar.extractfile("opt/immute/deps/tinydep-1.0.dist-info/INSTALLER")
+        assert installer is not None and installer.read().strip() == b"uv"
+        assert not any(name.endswith("/.lock") for name in tar.getnames())
+    wrong = immute("build", cwd=app, env={"IMMUTE_INSTALLER": "conda"})
+    assert wrong.returncode == 1
+    assert wrong.stderr.splitlines()[-1] == (
+        "error: $IMMUTE_INSTALLER: 'conda' is not an installer (uv or pip)"
     )

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from contract.docker_kit import need, require_engine
-from images.image_testkit import build_here, immute, write_app
+from images.image_testkit import build_here, immute, local_index, write_app
 
 
 def _tool(name: str) -> str:
@@ -41,8 +41,7 @@ def exported(
     spec += "  worker:\n    command: python3 app.py\n"
     (app / "immute.yaml").write_text(spec)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheel_index)}
-        build = build_here(app, env, monkeypatch)
+        build = build_here(app, local_index(wheel_index), monkeypatch)
     out = tmp_path / "image.tar"
     result = immute("image", "export", f"{name}:latest", "-o", str(out), cwd=app)
     assert result.returncode == 0, result.stderr

@@ -369,6 +369,14 @@ CASES: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "docker runtime on the host stack",
+        "app: a\n" + WEB + "runtime: docker\n",
+        [
+            "immute.yaml:1:1: build.stack: the docker runtime needs a base image with Python: "
+            "set build.stack (name@sha256:...) or build.dockerfile"
+        ],
+    ),
+    (
         "router listen without port",
         "app: a\n" + WEB + "router:\n  listen: localhost\n",
         [

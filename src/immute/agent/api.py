@@ -2,6 +2,7 @@
 
 | method and path                     | what it does                                  |
 | ----------------------------------- | --------------------------------------------- |
+| GET  /ping                          | the agent's pid: it is up and answering       |
 | GET  /status                        | active release, deploy, instances, routes     |
 | POST /deploys                       | record a release and deploy it                |
 | POST /rollbacks                     | roll back, by default to the previous release |
@@ -48,6 +49,8 @@ async def handle(agent: Agent, request: ControlRequest) -> ControlResponse:
 async def _dispatch(
     agent: Agent, method: str, parts: list[str], query: str, body: dict[str, Any]
 ) -> dict[str, Any]:
+    if (method, parts) == ("GET", ["ping"]):
+        return {"pid": os.getpid()}
     if (method, parts) == ("GET", ["status"]):
         return await status(agent)
     if (method, parts) == ("POST", ["deploys"]):

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import time
-import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from immute.errors import ImmuteError
 
 
 def debug_log_path() -> Path:
     """Where unexpected errors are written, with their traceback."""
+    import tempfile
+
     state = os.environ.get("IMMUTE_STATE_DIR")
     base = Path(state) if state else Path(tempfile.gettempdir())
     return base / "immute-debug.log"
@@ -28,8 +27,9 @@ def error_line(message: str) -> None:
         sys.stderr.write(f"error: {message}\n")
 
 
-def run(app: Any) -> int:
-    """Run the typer app (which handles its own usage errors); return the exit code."""
+def run(app: Callable[[], object]) -> int:
+    """Run the typer app (which handles its own usage errors), or any command
+    function; return the exit code."""
     try:
         app()
     except ImmuteError as exc:
@@ -47,6 +47,10 @@ def run(app: Any) -> int:
 
 
 def _unexpected(exc: BaseException) -> int:
+    # Imported here: only a crash pays for them.
+    import time
+    import traceback
+
     path = debug_log_path()
     try:
         with path.open("a", encoding="utf-8") as log:

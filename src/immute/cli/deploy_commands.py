@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from immute.cli.options import Destination, Json, SpecFile
+from immute.cli.options import Destination, Json, Runtime, SpecFile
 
 agent_app = typer.Typer(help="Run or stop the app's agent.", no_args_is_help=True)
 
@@ -69,6 +69,7 @@ def deploy(
     offline: Annotated[
         bool, typer.Option(help="Install dependencies from the wheelhouse only.")
     ] = False,
+    runtime: Runtime = None,
     as_json: Json = False,
 ) -> None:
     """Build, record a release and roll it out; exits non-zero if it was aborted."""
@@ -76,14 +77,19 @@ def deploy(
 
     printer = _Printer(as_json)
     if dry_run:
-        for line in deploys.dry_run(file, destination):
+        for line in deploys.dry_run(file, destination, runtime=runtime):
             typer.echo(line)
         return
     if attach is not None:
         _finish(deploys.agent_for(file), attach, printer)
         return
     client, deploy_id = deploys.deploy(
-        file, destination, message=message, offline=offline, progress=printer.progress
+        file,
+        destination,
+        message=message,
+        offline=offline,
+        progress=printer.progress,
+        runtime=runtime,
     )
     if not as_json:
         typer.echo(

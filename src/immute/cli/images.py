@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-from immute.cli.options import Destination, Json, SpecFile
+from immute.cli import build_command
+from immute.cli.build_command import human_size
+from immute.cli.options import Destination, Json, Runtime, SpecFile
 
 image_app = typer.Typer(help="Export, import, verify and unpack images.", no_args_is_help=True)
 deps_app = typer.Typer(help="The app's dependencies, for offline builds.", no_args_is_help=True)
@@ -25,10 +27,6 @@ Wheelhouse = Annotated[
 ]
 
 
-def _progress(message: str) -> None:
-    typer.echo(f"  {message}", err=True)
-
-
 def build(
     file: SpecFile = None,
     destination: Destination = None,
@@ -36,21 +34,19 @@ def build(
         bool, typer.Option("--offline", help="Install dependencies only from the wheelhouse.")
     ] = False,
     wheelhouse: Wheelhouse = None,
+    runtime: Runtime = None,
     as_json: Json = False,
 ) -> None:
     """Build the app's image reproducibly into the local store."""
-    from immute.client.images import build_image
-
-    result = build_image(
-        file, destination, offline=offline, wheelhouse=wheelhouse, progress=_progress
+    # Its usual invocations skip typer altogether (see cli/build_command.py).
+    build_command.build(
+        file,
+        destination,
+        offline=offline,
+        wheelhouse=wheelhouse,
+        runtime=runtime,
+        as_json=as_json,
     )
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), indent=2))
-        return
-    for layer in result.layers:
-        state = "cached" if layer.cached else "built"
-        typer.echo(f"{layer.role:<13} {layer.digest}  {_size(layer.size):>9}  {state}")
-    typer.echo(f"{result.name} {result.manifest_digest}")
 
 
 def images(file: SpecFile = None, as_json: Json = False) -> None:
@@ -66,7 +62,7 @@ def images(file: SpecFile = None, as_json: Json = False) -> None:
         name = ", ".join(row.names) or "-"
         age = "-" if row.age_seconds is None else _age(row.age_seconds)
         releases = ", ".join(row.releases) or "-"
-        typer.echo(f"{name:<24} {row.digest[:19]} {_size(row.size):>9}  {age:>6}  {releases}")
+        typer.echo(f"{name:<24} {row.digest[:19]} {human_size(row.size):>9}  {age:>6}  {releases}")
 
 
 @image_app.command("export")
@@ -153,17 +149,8 @@ def prune(
         typer.echo(f"image {digest}")
     typer.echo(
         f"{len(report.images)} images, {len(report.blobs)} blobs, {len(report.roots)} roots: "
-        f"{verb} {_size(report.freed_bytes)}"
+        f"{verb} {human_size(report.freed_bytes)}"
     )
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _age(seconds: int) -> str:

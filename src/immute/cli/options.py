@@ -18,6 +18,14 @@ Destination = Annotated[
         "--destination", "-d", help="Merge immute.DEST.yaml over the spec.", show_default=False
     ),
 ]
+Runtime = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime",
+        help="Run on this runtime (process or docker) whatever the spec says.",
+        show_default=False,
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 SpecFileLongOnly = Annotated[
     str | None,

@@ -39,7 +39,7 @@ class AgentClient:
 
     def running(self) -> bool:
         try:
-            self.call("GET", "/status")
+            self.call("GET", "/ping")
         except SocketUnanswered:
             return False
         return True

@@ -18,7 +18,6 @@ import immute.core
 from immute import __version__
 from immute.client.specfile import spec_paths, state_dir
 from immute.core.digests import canonical_json
-from immute.errors import ImageError
 from immute.images.inputs import BuildInputs
 
 if TYPE_CHECKING:
@@ -28,11 +27,7 @@ if TYPE_CHECKING:
 def fields_from_spec(loaded: LoadedSpec, spec_path: Path) -> dict[str, Any]:
     """What the build needs from a loaded spec, as JSON-able data."""
     spec = loaded.spec
-    if spec.build.dockerfile is not None:
-        raise ImageError(
-            f"{spec_path}: build.dockerfile: building a stack from a Dockerfile is not "
-            "supported; import the base image and pin its digest in build.stack"
-        )
+    dockerfile = spec.build.dockerfile
     return {
         "app": spec.app,
         "context": str((spec_path.parent / spec.build.context).resolve()),
@@ -40,7 +35,10 @@ def fields_from_spec(loaded: LoadedSpec, spec_path: Path) -> dict[str, Any]:
         "include": list(spec.build.include),
         "exclude": list(spec.build.exclude),
         "dependencies": list(spec.build.dependencies),
-        "stack": spec.build.stack,
+        "stack": spec.build.stack if dockerfile is None else f"dockerfile:{dockerfile}",
+        "dockerfile": None
+        if dockerfile is None
+        else str((spec_path.parent / dockerfile).resolve()),
         "workdir": spec.build.workdir,
         "env": dict(spec.env),
         "spec_digest": loaded.spec_digest,
@@ -62,6 +60,7 @@ def inputs_from_fields(
         exclude=tuple(fields["exclude"]),
         dependency_files=dependencies,
         stack=str(fields["stack"]),
+        dockerfile=Path(fields["dockerfile"]) if fields.get("dockerfile") else None,
         workdir=str(fields["workdir"]),
         env={str(k): str(v) for k, v in fields["env"].items()},
         spec_digest=str(fields["spec_digest"]),
@@ -78,10 +77,12 @@ def inputs_from_spec(
     return inputs_from_fields(fields, offline=offline, wheelhouse=wheelhouse)
 
 
-def load_build_fields(file: str | None, destination: str | None) -> dict[str, Any]:
+def load_build_fields(
+    file: str | None, destination: str | None, *, runtime: str | None = None
+) -> dict[str, Any]:
     """The build fields of the spec: from the cache when nothing they depend on
     changed, else by loading and validating the spec (which raises its errors)."""
-    cache = _cache_file(file, destination)
+    cache = _cache_file(file, destination, runtime)
     if cache is not None:
         try:
             fields = json.loads(cache.read_text(encoding="utf-8"))
@@ -91,14 +92,14 @@ def load_build_fields(file: str | None, destination: str | None) -> dict[str, An
             pass
     from immute.client.specfile import read_spec
 
-    loaded = read_spec(file, destination)
+    loaded = read_spec(file, destination, runtime=runtime)
     fields = fields_from_spec(loaded, spec_paths(file, destination)[0])
     if cache is not None:
         _write(cache, json.dumps(fields).encode())
     return fields
 
 
-def _cache_file(file: str | None, destination: str | None) -> Path | None:
+def _cache_file(file: str | None, destination: str | None, runtime: str | None) -> Path | None:
     try:
         sources = [
             [str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest()]
@@ -112,6 +113,7 @@ def _cache_file(file: str | None, destination: str | None) -> Path | None:
                 "immute": __version__,
                 "code": _code_fingerprint(),
                 "destination": destination,
+                "runtime": runtime,
                 "sources": sources,
             }
         )

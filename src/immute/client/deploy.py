@@ -82,11 +82,11 @@ def refuse_if_locked(file: str | None, app: str) -> None:
             raise LockHeldError(str(lock.get("description")))
 
 
-def dry_run(file: str | None, destination: str | None) -> list[str]:
+def dry_run(file: str | None, destination: str | None, *, runtime: str | None = None) -> list[str]:
     """The plan a deploy would run now, against what the agent observes."""
     from immute.core.planning import Desired, describe, plan
 
-    loaded = read_spec(file, destination)
+    loaded = read_spec(file, destination, runtime=runtime)
     client = agent_for(file)
     observed: dict[str, dict[str, int]] = {}
     if client.running():
@@ -118,14 +118,17 @@ def deploy(
     message: str,
     offline: bool,
     progress: Callable[[str], None],
+    runtime: str | None = None,
 ) -> tuple[AgentClient, int]:
     """Build the image, record the release with the agent, and start the deploy."""
     from immute.client.images import build_image
 
-    loaded = read_spec(file, destination)
+    loaded = read_spec(file, destination, runtime=runtime)
     secrets = collect_secrets(loaded)
     refuse_if_locked(file, loaded.spec.app)
-    built = build_image(file, destination, offline=offline, wheelhouse=None, progress=progress)
+    built = build_image(
+        file, destination, offline=offline, wheelhouse=None, progress=progress, runtime=runtime
+    )
     client = agent_for(file)
     client.ensure_running()
     answer = client.call(
@@ -171,9 +174,12 @@ def status(file: str | None) -> dict[str, Any]:
 
 
 def down(file: str | None) -> int:
-    client = agent_for(file)
-    if not client.running():
+    """Stop every instance and the agent; instances outlive a stopped agent, so one
+    is started to find them (nothing has ever run when there is no state at all)."""
+    if not state_dir(file).is_dir():
         return 0
+    client = agent_for(file)
+    client.ensure_running()
     stopped = client.call("POST", "/down", {}).get("stopped", 0)
     return stopped if isinstance(stopped, int) else 0
 

@@ -3,12 +3,12 @@ found in the app's state directory (``$IMMUTE_STATE_DIR`` or ``.immute/``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from immute.client.specfile import state_dir
 from immute.errors import NotFoundError, UsageError
@@ -16,8 +16,9 @@ from immute.images.store import ImageStore, StoredImage
 
 if TYPE_CHECKING:
     from immute.core.release import Release
-    from immute.images.inputs import BuildResult
+    from immute.images.inputs import BuildInputs, BuildResult
     from immute.images.prune import PruneReport
+    from immute.images.stacks import StackEngine
     from immute.images.unpack import UnpackReport
 
 # Each function imports the image modules it uses: `immute build` must not pay
@@ -42,36 +43,60 @@ def build_image(
     offline: bool,
     wheelhouse: str | None,
     progress: Callable[[str], None],
+    runtime: str | None = None,
 ) -> BuildResult:
     from immute.client.build_inputs import inputs_from_fields, load_build_fields
     from immute.images.builder import build
 
-    fields = load_build_fields(file, destination)
+    fields = load_build_fields(file, destination, runtime=runtime)
     house = wheelhouse_path(file, wheelhouse)
     inputs = inputs_from_fields(fields, offline=offline, wheelhouse=house)
-    return build(image_store(file), inputs, progress=progress)
+    with _engine(file, inputs) as engine:
+        return build(image_store(file), inputs, progress=progress, engine=engine)
+
+
+@contextlib.contextmanager
+def _engine(file: str | None, inputs: BuildInputs) -> Iterator[StackEngine | None]:
+    """The Docker engine as a source of stacks; None on the host stack, which
+    then pays for no runtime module."""
+    from immute.images.inputs import HOST_STACK
+
+    if inputs.stack == HOST_STACK:
+        yield None
+        return
+    from immute.runtimes.docker_images import EngineImages
+
+    engine = EngineImages(state_dir=state_dir(file))
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def fetch_dependencies(
     file: str | None, destination: str | None, wheelhouse: str | None
 ) -> tuple[Path, list[str]]:
-    """Fill the wheelhouse with the app's dependencies; return it and its wheels."""
+    """Fill the wheelhouse with the app's dependencies, for the stack's Python;
+    return it and its wheels."""
     from immute.client.build_inputs import inputs_from_fields, load_build_fields
+    from immute.images.builder import stack_python
     from immute.images.dependencies import fetch_wheels
 
     inputs = inputs_from_fields(load_build_fields(file, destination))
     house = wheelhouse_path(file, wheelhouse)
+    with _engine(file, inputs) as engine:
+        target = stack_python(image_store(file), inputs, engine=engine)
     wheels = fetch_wheels(
         python=inputs.python,
         context=inputs.context,
         files=inputs.dependency_files,
         wheelhouse=house,
+        target=target,
     )
     return house, wheels
 
 
-@dataclass(frozen=True)
-class ImageRow:
+class ImageRow(NamedTuple):
     digest: str
     names: tuple[str, ...]
     size: int

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SPEC = "immute.yaml"
 _DESTINATION = re.compile(r"[a-z][a-z0-9-]{0,30}")
+_RUNTIME = re.compile(r"[a-z][a-z0-9_-]{0,30}")
+RUNTIME_OPTION = "--runtime"
+"""The name the ``--runtime`` override goes by in spec errors."""
 
 
 def spec_paths(file: str | None, destination: str | None) -> list[Path]:
@@ -28,8 +31,13 @@ def spec_paths(file: str | None, destination: str | None) -> list[Path]:
     return [base, base.with_name(f"{stem}.{destination}.yaml")]
 
 
-def read_spec(file: str | None = None, destination: str | None = None) -> LoadedSpec:
-    """Load, validate and normalise the spec; raise SpecError listing every problem."""
+def read_spec(
+    file: str | None = None, destination: str | None = None, *, runtime: str | None = None
+) -> LoadedSpec:
+    """Load, validate and normalise the spec; raise SpecError listing every problem.
+
+    ``runtime`` (``--runtime``) overrides the spec's ``runtime`` as one more
+    overlay, so the spec's own checks apply and name the option."""
     # Imported here: pydantic is costly to import and some callers only need paths.
     from immute.core.spec_loading import Source, load_spec
 
@@ -43,6 +51,10 @@ def read_spec(file: str | None = None, destination: str | None = None) -> Loaded
         except (OSError, UnicodeDecodeError) as exc:
             raise NotFoundError(f"{path}: cannot read the spec: {exc}") from None
         sources.append(Source(str(path), text))
+    if runtime is not None:
+        if not _RUNTIME.fullmatch(runtime):
+            raise UsageError(f"--runtime: {runtime!r} is not a runtime name like docker")
+        sources.append(Source(RUNTIME_OPTION, f"runtime: {runtime}\n"))
     repository = os.path.abspath(spec_paths(file, None)[0].parent)
     return load_spec(sources, repository=repository)
 

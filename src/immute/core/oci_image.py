@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from immute.core.digests import digest_of
 
@@ -33,6 +32,7 @@ LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_SPEC_DIGEST = "dev.immute.spec-digest"
 LABEL_PROCESS_PREFIX = "dev.immute.process."
 LABEL_STACK = "dev.immute.stack"
+LABEL_STACK_DIGEST = "dev.immute.stack-digest"
 
 # 1980-01-01: the oldest time every archive format (zip included) can hold, used
 # when neither SOURCE_DATE_EPOCH nor a commit gives the build a time.
@@ -41,8 +41,7 @@ DEFAULT_EPOCH = 315_532_800
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     """A pointer to a blob: what it is, its digest and its size in bytes."""
 
     media_type: str
@@ -89,6 +88,7 @@ def dependency_key(
     stack: str,
     interpreter: str,
     platform: str,
+    installer: str,
     prefix: str,
 ) -> str:
     """Cache key of a dependency layer: what it depends on and nothing else (not the
@@ -99,13 +99,13 @@ def dependency_key(
             "stack": stack,
             "interpreter": interpreter,
             "platform": platform,
+            "installer": installer,
             "prefix": prefix,
         }
     )
 
 
-@dataclass(frozen=True)
-class ImageMetadata:
+class ImageMetadata(NamedTuple):
     """What the config says about how to run the image."""
 
     workdir: str

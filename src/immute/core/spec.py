@@ -57,10 +57,16 @@ class Build(Model):
     stack: str = Field(
         "host",
         description="`host` (this machine's OS and Python, for the process runtime) or a "
-        "base image pinned by digest: `sha256:...` in immute's store or `name@sha256:...`.",
+        "base image pinned by digest, `sha256:...` or `name@sha256:...`: the manifest digest "
+        "of an image in immute's store, or a config digest, which is the Docker engine's "
+        "image ID (an image only the engine has is saved from it and imported into the "
+        "store, and must match). Dependencies are installed for the base's own Python.",
     )
     dockerfile: str | None = Field(
-        None, description="A Dockerfile, relative to the spec, that builds the stack instead."
+        None,
+        description="A Dockerfile, relative to the spec, that builds the stack instead: "
+        "`docker build` (BuildKit where available, with `SOURCE_DATE_EPOCH`) with the "
+        "Dockerfile's directory as context, the result imported into immute's store by digest.",
     )
     workdir: AbsolutePath = Field("/app", description="Where the app layer lives in the image.")
 

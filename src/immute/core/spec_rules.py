@@ -182,6 +182,12 @@ def _check_build(spec: Spec) -> list[Problem]:
         key = "stack" if spec.build.stack != "host" else "dockerfile"
         message = "the process runtime runs on the host stack; use runtime: docker for a base image"
         return [(("build", key), message)]
+    if spec.runtime == "docker" and spec.build.stack == "host" and spec.build.dockerfile is None:
+        message = (
+            "the docker runtime needs a base image with Python: set build.stack "
+            "(name@sha256:...) or build.dockerfile"
+        )
+        return [(("build", "stack"), message)]
     return []
 
 

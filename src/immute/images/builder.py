@@ -8,15 +8,15 @@ same manifest digest in any directory, on any machine, at any time.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from immute.core.oci_image import (
     LABEL_REVISION,
     LABEL_SPEC_DIGEST,
     LABEL_STACK,
+    LABEL_STACK_DIGEST,
     MEDIA_CONFIG,
     MEDIA_LAYER_GZIP,
     Descriptor,
@@ -24,7 +24,6 @@ from immute.core.oci_image import (
     build_epoch,
     image_config,
     image_manifest,
-    is_digest,
     rfc3339,
 )
 from immute.errors import ImageError
@@ -33,13 +32,16 @@ from immute.images.dependencies import dependency_layer
 from immute.images.inputs import (
     DEFAULT_PATH,
     DEPS_PREFIX,
-    HOST_STACK,
     BuildInputs,
     BuildResult,
     LayerReport,
 )
 from immute.images.layer_tar import write_layer
+from immute.images.stacks import Stack, StackEngine, resolve_stack
 from immute.images.store import ImageStore
+
+if TYPE_CHECKING:
+    from immute.images.base_python import BasePython
 
 _ARCHITECTURES = {
     "x86_64": "amd64",
@@ -50,34 +52,43 @@ _ARCHITECTURES = {
 }
 
 
-@dataclass(frozen=True)
-class Stack:
-    layers: tuple[Descriptor, ...]
-    config: dict[str, Any] | None
-
-
 def _no_progress(_: str) -> None:
     pass
 
 
 def build(
-    store: ImageStore, inputs: BuildInputs, *, progress: Callable[[str], None] = _no_progress
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    progress: Callable[[str], None] = _no_progress,
+    engine: StackEngine | None = None,
 ) -> BuildResult:
-    """Build the image into the store and name it ``<app>:latest``."""
+    """Build the image into the store and name it ``<app>:latest``; ``engine``
+    supplies stacks that are not in the store yet (see ``stacks``)."""
     with store.writing():
-        return _build(store, inputs, progress)
+        return _build(store, inputs, progress, engine)
 
 
-def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], None]) -> BuildResult:
+def _build(
+    store: ImageStore,
+    inputs: BuildInputs,
+    progress: Callable[[str], None],
+    engine: StackEngine | None,
+) -> BuildResult:
     revision, commit_time = _git_head(inputs)
     epoch = _epoch(commit_time)
-    stack = _stack(store, inputs.stack)
-    progress(f"stack {inputs.stack}: {len(stack.layers)} base layer(s)")
-    ours = _our_layers(store, inputs, epoch=epoch, progress=progress)
+    stack = resolve_stack(store, inputs, engine=engine, epoch=epoch, progress=progress)
+    progress(f"stack {stack.digest or inputs.stack}: {len(stack.layers)} base layer(s)")
+    python = None
+    if stack.manifest is not None and inputs.dependency_files:
+        from immute.images.base_python import base_python  # reads tar layers: not for host
+
+        python = base_python(store, stack.manifest)
+    ours = _our_layers(store, inputs, epoch=epoch, progress=progress, python=python)
     with_deps = any(r.role == "dependencies" for r in ours)
     config = image_config(
         base=stack.config,
-        metadata=_metadata(inputs, revision, with_deps=with_deps, base=stack.config),
+        metadata=_metadata(inputs, revision, with_deps=with_deps, stack=stack),
         diff_ids=[layer.diff_id for layer in ours],
         history=[f"immute {layer.role} layer" for layer in ours],
         created=rfc3339(epoch),
@@ -93,7 +104,35 @@ def _build(store: ImageStore, inputs: BuildInputs, progress: Callable[[str], Non
     store.add_image(manifest_desc, name=name)
     progress(f"image {manifest_desc.digest} named {name}")
     reports = (*_stack_reports(stack), *ours)
-    return BuildResult(manifest_desc.digest, config_desc.digest, name, reports)
+    return BuildResult(
+        manifest_desc.digest,
+        config_desc.digest,
+        name,
+        reports,
+        stack=inputs.stack,
+        stack_digest=stack.digest,
+        python=None if python is None else python.to_json(),
+    )
+
+
+def stack_python(
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    engine: StackEngine | None,
+    progress: Callable[[str], None] = _no_progress,
+) -> BasePython | None:
+    """The Python of the stack ``inputs`` names (taken into the store as a build
+    would); None on the host stack."""
+    with store.writing():
+        _, commit_time = _git_head(inputs)
+        epoch = _epoch(commit_time)
+        stack = resolve_stack(store, inputs, engine=engine, epoch=epoch, progress=progress)
+        if stack.manifest is None:
+            return None
+        from immute.images.base_python import base_python
+
+        return base_python(store, stack.manifest)
 
 
 def _stack_reports(stack: Stack) -> list[LayerReport]:
@@ -105,12 +144,17 @@ def _stack_reports(stack: Stack) -> list[LayerReport]:
 
 
 def _our_layers(
-    store: ImageStore, inputs: BuildInputs, *, epoch: int, progress: Callable[[str], None]
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    epoch: int,
+    progress: Callable[[str], None],
+    python: BasePython | None,
 ) -> list[LayerReport]:
-    """The dependency layer (cached or built; absent without dependency files) and
-    the app layer."""
+    """The dependency layer (cached or built; absent without dependency files),
+    for the base's Python when ``python`` is given, and the app layer."""
     layers = []
-    deps = dependency_layer(store, inputs, progress=progress)
+    deps = dependency_layer(store, inputs, progress=progress, target=python)
     if deps is not None:
         state = "cached" if deps.cached else "built"
         progress(f"dependency layer {deps.blob.digest[:19]} ({state})")
@@ -124,6 +168,7 @@ def _our_layers(
         include=inputs.include,
         exclude=[*inputs.exclude, *_state_inside(store, inputs)],
         workdir=inputs.workdir,
+        remember=store.root / "cache" / "context",
     )
     app = write_layer(store, entries, mtime=epoch)
     progress(f"app layer {app.digest[:19]} ({len(entries)} entries)")
@@ -151,6 +196,10 @@ def _epoch(commit_time: int | None) -> int:
 
 def _git_head(inputs: BuildInputs) -> tuple[str | None, int | None]:
     """(revision, commit time) of the context's repository, or Nones outside one."""
+    if not _maybe_in_repository(inputs.context):
+        return inputs.source_revision, None
+    import subprocess
+
     argv = ["git", "-C", str(inputs.context), "log", "-1", "--format=%H %ct"]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
@@ -162,26 +211,25 @@ def _git_head(inputs: BuildInputs) -> tuple[str | None, int | None]:
     return inputs.source_revision or parts[0], int(parts[1])
 
 
-def _stack(store: ImageStore, stack: str) -> Stack:
-    if stack == HOST_STACK:
-        return Stack((), None)
-    digest = stack.rsplit("@", 1)[-1]
-    if not is_digest(digest):
-        raise ImageError(
-            f"stack {stack!r}: expected 'host' or a base image pinned by sha256 digest"
-        )
-    if not store.has_blob(digest):
-        raise ImageError(
-            f"stack {stack}: base image is not in the store; run 'immute image import'"
-        )
-    manifest = store.manifest(digest)
-    config = store.read_json(manifest.config.digest)
-    return Stack(manifest.layers, config if isinstance(config, dict) else None)
+def _maybe_in_repository(context: Path) -> bool:
+    """False when git could not find a repository for ``context``: no ``$GIT_DIR``
+    and neither a ``.git`` nor a bare repository in it or above it. Spares every
+    build outside a repository the start of a git process."""
+    if "GIT_DIR" in os.environ:
+        return True
+    here = context.resolve()
+    for directory in (here, *here.parents):
+        if (directory / ".git").exists():
+            return True
+        if (directory / "HEAD").is_file() and (directory / "objects").is_dir():
+            return True
+    return False
 
 
 def _metadata(
-    inputs: BuildInputs, revision: str | None, *, with_deps: bool, base: dict[str, Any] | None
+    inputs: BuildInputs, revision: str | None, *, with_deps: bool, stack: Stack
 ) -> ImageMetadata:
+    base = stack.config
     env: dict[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
     if with_deps:
         base_env = dict(
@@ -191,6 +239,8 @@ def _metadata(
         env["PATH"] = f"/{DEPS_PREFIX}/bin:{base_env.get('PATH', DEFAULT_PATH)}"
     env.update(inputs.env)
     labels = {LABEL_STACK: inputs.stack, **inputs.labels}
+    if stack.digest is not None:
+        labels[LABEL_STACK_DIGEST] = stack.digest
     if revision:
         labels[LABEL_REVISION] = revision
     if inputs.spec_digest:

@@ -1,11 +1,17 @@
-"""The dependency layer: the app's Python dependencies, installed with pip into a
-prefix and cached by the hash of everything they depend on.
+"""The dependency layer: the app's Python dependencies, installed into a prefix
+(with uv, or pip: see ``installers``) and cached by the hash of everything they
+depend on.
 
 The cache key covers the dependency files' contents, the stack, the interpreter's
-version and platform, and the prefix: not the source code and not the time, so a
-code-only change is a cache hit. The layer's mtime is the constant epoch for the
-same reason. Scripts' ``#!`` lines name ``/usr/bin/env python3`` rather than the
-path of the interpreter that happened to run pip.
+version and platform, the installer and its version, and the prefix: not the
+source code and not the time, so a code-only change is a cache hit. The layer's
+mtime is the constant epoch for the same reason. On a base image the layer is
+made for the base's Python (see ``base_python``: wheels only, for its version,
+ABI and platform, installed by pip, whose options for a foreign target are the
+ones ``base_python`` speaks), and the key names that Python instead of the
+base's digest, so a changed base with the same Python keeps its dependency
+layer. Scripts' ``#!`` lines name ``/usr/bin/env python3`` rather than the path
+of the interpreter installed for.
 """
 
 from __future__ import annotations
@@ -15,23 +21,22 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import sysconfig
-import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from immute.core.oci_image import DEFAULT_EPOCH, dependency_key, hex_of
 from immute.errors import DependencyError
 from immute.images.inputs import DEPS_PREFIX, BuildInputs
+from immute.images.installers import Installer, chosen_installer, pip_installer, run_installer
 from immute.images.layer_tar import LayerBlob, entries_from_tree, write_layer
 from immute.images.store import ImageStore, atomic_write
 
+if TYPE_CHECKING:
+    from immute.images.base_python import BasePython
+
 DEFAULT_DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml")
-_MISSING = re.compile(r"No matching distribution found for (\S+)")
 _FOREIGN_LOCKS = {
     "uv.lock": "uv export --format requirements-txt -o requirements.lock",
     "poetry.lock": "poetry export -o requirements.lock",
@@ -41,8 +46,7 @@ _FOREIGN_LOCKS = {
 _SHEBANG = re.compile(rb"^#![^\n]*python[^\n]*\n")
 
 
-@dataclass(frozen=True)
-class DependencyLayer:
+class DependencyLayer(NamedTuple):
     blob: LayerBlob
     cached: bool
     key: str
@@ -61,6 +65,8 @@ def interpreter_facts(python: str) -> tuple[str, str]:
     it is this interpreter, which saves a process start on every warm build."""
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         return _facts_here()
+    import subprocess
+
     code = (
         "import sys, sysconfig; "
         "print(sys.implementation.name + '-' + '.'.join(map(str, sys.version_info[:3]))); "
@@ -75,12 +81,15 @@ def interpreter_facts(python: str) -> tuple[str, str]:
 
 
 def _facts_here() -> tuple[str, str]:
+    import sysconfig
+
     version = ".".join(map(str, sys.version_info[:3]))
     return f"{sys.implementation.name}-{version}", sysconfig.get_platform()
 
 
 def requirement_args(context: Path, files: Sequence[str]) -> list[str]:
-    """pip arguments naming what to install from each dependency file."""
+    """Installer arguments (uv's and pip's alike) naming what to install from each
+    dependency file."""
     args: list[str] = []
     for name in files:
         path = context / name
@@ -88,7 +97,7 @@ def requirement_args(context: Path, files: Sequence[str]) -> list[str]:
             raise DependencyError(f"dependency file {path} does not exist")
         if path.name in _FOREIGN_LOCKS:
             raise DependencyError(
-                f"{path}: pip cannot install from {path.name}; export it in requirements "
+                f"{path}: immute cannot install from {path.name}; export it in requirements "
                 f"format ({_FOREIGN_LOCKS[path.name]}) and list that file in build.dependencies"
             )
         if path.name == "pyproject.toml":
@@ -122,18 +131,29 @@ def _file_hashes(context: Path, files: Sequence[str]) -> dict[str, str]:
 
 
 def dependency_layer(
-    store: ImageStore, inputs: BuildInputs, *, progress: Callable[[str], None]
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    progress: Callable[[str], None],
+    target: BasePython | None = None,
 ) -> DependencyLayer | None:
-    """The cached or freshly built dependency layer; None when there is nothing to install."""
+    """The cached or freshly built dependency layer, for ``target`` (a base image's
+    Python) or else the host's; None when there is nothing to install."""
     files = list(inputs.dependency_files)
     if not files:
         return None
-    interpreter, platform = interpreter_facts(inputs.python)
+    if target is None:
+        interpreter, platform = interpreter_facts(inputs.python)
+        installer = chosen_installer(inputs.python, cache=store.root / "cache" / "installers")
+    else:
+        interpreter, platform = target.interpreter, target.platform
+        installer = pip_installer(inputs.python)
     key = dependency_key(
         files=_file_hashes(inputs.context, files),
-        stack=inputs.stack,
+        stack=inputs.stack if target is None else "base-image",
         interpreter=interpreter,
         platform=platform,
+        installer=installer.identity,
         prefix=DEPS_PREFIX,
     )
     cache_file = store.root / "cache" / "deps" / f"{hex_of(key)}.json"
@@ -143,8 +163,13 @@ def dependency_layer(
     args = requirement_args(inputs.context, files)
     if not args:
         return None
-    progress(f"installing dependencies with pip ({interpreter}, {platform})")
-    blob = _install(store, inputs, args)
+    progress(f"installing dependencies with {installer.identity} ({interpreter}, {platform})")
+    try:
+        blob = _install(store, inputs, installer, [*(target.pip_args() if target else []), *args])
+    except DependencyError as exc:
+        if target is None:
+            raise
+        raise DependencyError(f"{exc} (wheels for the stack's {interpreter}, {platform})") from None
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     record = {"digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
     atomic_write(cache_file, json.dumps(record).encode())
@@ -160,63 +185,42 @@ def _cached(store: ImageStore, cache_file: Path) -> LayerBlob | None:
     return blob if store.has_blob(blob.digest) else None
 
 
-def pip_source_args(*, offline: bool, wheelhouse: Path | None) -> list[str]:
+def source_args(installer: Installer, *, offline: bool, wheelhouse: Path | None) -> list[str]:
     if not offline:
         return []
     if wheelhouse is None or not wheelhouse.is_dir():
         raise DependencyError(
             f"offline build: no wheelhouse at {wheelhouse}; run 'immute deps fetch' first"
         )
-    return ["--no-index", "--find-links", str(wheelhouse)]
+    return installer.offline_sources(wheelhouse)
 
 
-def run_pip(python: str, args: Sequence[str], *, offline: bool, wheelhouse: Path | None) -> None:
-    """Run pip; turn its failure into one line naming the missing distribution if any."""
-    argv = [python, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q", *args]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    if offline:
-        # Only the wheelhouse: no PIP_* variable and no configuration file may add
-        # an index or a find-links directory behind its back.
-        env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
-        env["PIP_CONFIG_FILE"] = os.devnull
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-    if result.returncode == 0:
-        return
-    missing = _MISSING.search(result.stderr)
-    if missing and offline:
-        raise DependencyError(
-            f"offline build: {missing.group(1)} is not in the wheelhouse {wheelhouse}; "
-            "run 'immute deps fetch'"
-        )
-    if missing:
-        raise DependencyError(f"pip found no distribution for {missing.group(1)}")
-    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")] or [
-        ln for ln in result.stderr.splitlines() if ln.strip()
-    ]
-    raise DependencyError(f"pip failed (exit {result.returncode}): {(errors or ['no output'])[-1]}")
+def _install(
+    store: ImageStore, inputs: BuildInputs, installer: Installer, args: list[str]
+) -> LayerBlob:
+    import tempfile
 
-
-def _install(store: ImageStore, inputs: BuildInputs, args: list[str]) -> LayerBlob:
-    sources = pip_source_args(offline=inputs.offline, wheelhouse=inputs.wheelhouse)
+    sources = source_args(installer, offline=inputs.offline, wheelhouse=inputs.wheelhouse)
     with tempfile.TemporaryDirectory(dir=store.root / "tmp", prefix="deps-") as temp:
         target = Path(temp) / "deps"
-        install = ["install", "--target", str(target), "--no-compile", "--no-warn-script-location"]
-        run_pip(
-            inputs.python,
-            [*install, *sources, *args],
-            offline=inputs.offline,
-            wheelhouse=inputs.wheelhouse,
+        argv = installer.install_argv(
+            python=inputs.python, target=target, sources=sources, requirements=args
         )
+        run_installer(installer, argv, offline=inputs.offline, wheelhouse=inputs.wheelhouse)
         normalise_install(target)
         return write_layer(store, entries_from_tree(target, under=DEPS_PREFIX), mtime=DEFAULT_EPOCH)
 
 
 def normalise_install(target: Path) -> None:
-    """Make a pip install independent of where it ran: no bytecode caches, and
-    scripts' ``#!`` lines name ``/usr/bin/env python3`` (their RECORD entries
-    re-hashed to match) instead of the interpreter that ran pip."""
+    """Make an install independent of where it ran: no bytecode caches, no
+    installer lock file, and scripts' ``#!`` lines name ``/usr/bin/env python3``
+    (their RECORD entries re-hashed to match) instead of the interpreter it ran for."""
+    import shutil
+
     for cache in sorted(target.rglob("__pycache__"), reverse=True):
         shutil.rmtree(cache)
+    # uv's lock of a --target directory; no installed file.
+    (target / ".lock").unlink(missing_ok=True)
     bin_dir = target / "bin"
     if not bin_dir.is_dir():
         return
@@ -245,14 +249,24 @@ def _fix_record(record: Path, rewritten: dict[str, str]) -> None:
 
 
 def fetch_wheels(
-    *, python: str, context: Path, files: Sequence[str], wheelhouse: Path
+    *,
+    python: str,
+    context: Path,
+    files: Sequence[str],
+    wheelhouse: Path,
+    target: BasePython | None = None,
 ) -> list[str]:
-    """Fill ``wheelhouse`` with wheels of every dependency (built from sdists where
-    needed); returns the wheel file names now there."""
+    """Fill ``wheelhouse`` with wheels of every dependency: for the host's Python
+    built from sdists where needed, for ``target`` (a base image's Python) only
+    wheels that fit it; returns the wheel file names now there."""
     args = requirement_args(context, files)
     wheelhouse.mkdir(parents=True, exist_ok=True)
     if args:
-        run_pip(
-            python, ["wheel", "--wheel-dir", str(wheelhouse), *args], offline=False, wheelhouse=None
-        )
+        # pip, whatever installs: uv has no command that keeps the wheels it gets.
+        pip = Installer("pip", "", python)
+        if target is None:
+            command = ["wheel", "--wheel-dir", str(wheelhouse), *args]
+        else:
+            command = ["download", "--dest", str(wheelhouse), *target.pip_args(), *args]
+        run_installer(pip, [*pip.pip_argv(), *command], offline=False, wheelhouse=None)
     return sorted(p.name for p in wheelhouse.glob("*.whl"))

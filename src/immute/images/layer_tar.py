@@ -14,8 +14,8 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from immute.core.oci_image import MEDIA_LAYER_GZIP, Descriptor
 from immute.errors import ImageError
@@ -27,8 +27,7 @@ FILE_MODE = 0o644
 EXEC_MODE = 0o755
 
 
-@dataclass(frozen=True)
-class LayerEntry:
+class LayerEntry(NamedTuple):
     """One entry of a layer: ``path`` inside the image (no leading ``/``) and either
     a directory, a regular file read from ``source``, or a symlink to ``link``."""
 
@@ -42,8 +41,7 @@ class LayerEntry:
         return self.source is None and self.link is None
 
 
-@dataclass(frozen=True)
-class LayerBlob:
+class LayerBlob(NamedTuple):
     """A layer written to the store."""
 
     digest: str

@@ -20,10 +20,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Protocol
+from types import MappingProxyType
+from typing import IO, Any, NamedTuple, Protocol
 
 from immute.core.digests import canonical_json, sha256_digest
 from immute.core.oci_image import (
@@ -42,19 +42,17 @@ from immute.errors import ImageError, NotFoundError
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class StoredImage:
+class StoredImage(NamedTuple):
     """One image listed in the store's index."""
 
     digest: str
     size: int
     names: tuple[str, ...] = ()
     stored_at: int | None = None
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     """An image manifest's blobs."""
 
     digest: str

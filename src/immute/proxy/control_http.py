@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+
+log = logging.getLogger(__name__)
 
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 4 * 1024 * 1024
@@ -58,6 +61,17 @@ async def _read_request(reader: asyncio.StreamReader) -> ControlRequest | None:
     return ControlRequest(parts[0].upper(), parts[1], body)
 
 
+async def _answer(handler: Handler, request: ControlRequest) -> ControlResponse:
+    """The handler's response; a bug in it is logged and still answered (500), so
+    the caller gets an error to show instead of a closed connection."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        log.exception("%s %s failed", request.method, request.path)
+        error = f"internal error ({type(exc).__name__}); the server's log has the details"
+        return ControlResponse.of(500, {"error": error})
+
+
 def connection_handler(
     handler: Handler,
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
@@ -67,7 +81,7 @@ def connection_handler(
             if request is None:
                 response = ControlResponse.of(400, {"error": "malformed request"})
             else:
-                response = await handler(request)
+                response = await _answer(handler, request)
             phrase = HTTPStatus(response.status).phrase
             writer.write(
                 f"HTTP/1.1 {response.status} {phrase}\r\n"

@@ -37,7 +37,8 @@ from immute.core.instances import (
     Mount,
 )
 from immute.errors import EngineError, ImageError, InstanceError, NotFoundError
-from immute.runtimes.docker_logs import LogCursor
+from immute.runtimes.docker_follow import LogFollow, Stream
+from immute.runtimes.docker_logs import LogCursor, parse_line
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -88,6 +89,7 @@ class DockerRuntime:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir).resolve()
         self._client: DockerClient | None = None
+        self._follows: dict[str, LogFollow] = {}
 
     @property
     def client(self) -> DockerClient:
@@ -103,8 +105,10 @@ class DockerRuntime:
         def guarded() -> T:
             try:
                 return work()
-            except (APIError, NotFoundError, ImageError, InstanceError):
+            except (NotFoundError, ImageError, InstanceError):
                 raise
+            except APIError as exc:
+                raise EngineError(f"the Docker engine refused: {_first_line(exc)}") from None
             except (DockerException, RequestException) as exc:
                 raise EngineError(
                     f"the Docker engine stopped answering: {_first_line(exc)}"
@@ -213,8 +217,9 @@ class DockerRuntime:
         return await self._call(self._observe)
 
     def _observe(self) -> list[InstanceInfo]:
+        # A container removed between the engine's list and its inspect is simply gone.
         found = self.client.containers.list(
-            all=True, filters={"label": f"{STATE_LABEL}={self.state_dir}"}
+            all=True, filters={"label": f"{STATE_LABEL}={self.state_dir}"}, ignore_removed=True
         )
         infos = [_info(c) for c in found if c.labels.get(STATE_LABEL) == str(self.state_dir)]
         return sorted(infos, key=lambda info: info.instance_id)
@@ -223,12 +228,15 @@ class DockerRuntime:
         return await self._call(lambda: self._read_logs(instance_id, cursor, limit))
 
     def _read_logs(self, instance_id: str, cursor: str, limit: int) -> LogBatch:
+        position = LogCursor.parse(cursor)
+        follow = self._follows.get(instance_id)
+        if follow is not None and follow.live and follow.covers(position):
+            return follow.read(position, limit)
         container = self._container(instance_id)
         if container is None:
             raise NotFoundError(f"no instance {instance_id}")
         # Decided before reading: once it has exited, the engine holds everything it wrote.
         final = container.status in ("exited", "dead", "created")
-        position = LogCursor.parse(cursor)
         lines: list[LogLine] = []
         truncated = False
         for stream in STREAMS:
@@ -238,14 +246,46 @@ class DockerRuntime:
                 timestamps=True,
                 since=position.since(stream),
             )
-            entries = raw.decode(errors="replace").splitlines()
+            entries = map(parse_line, raw.decode(errors="replace").splitlines())
             for at_ns, text in position.fresh(stream, entries):
                 if len(lines) >= limit:
                     truncated = True
                     break
                 position.advance(stream, at_ns)
                 lines.append(LogLine(instance_id, stream, text, at=at_ns / 1e9))
+        if not final:
+            self._follow(container, instance_id, position)
         return LogBatch(tuple(lines), position.render(), complete=final and not truncated)
+
+    def _follow(self, container: Container, instance_id: str, position: LogCursor) -> None:
+        """Follow the container's streams from ``position`` for the reads to come."""
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+
+        def open_stream(stream: LogStream, since: float | None) -> Stream:
+            opened: Stream = container.logs(
+                stdout=stream == "stdout",
+                stderr=stream == "stderr",
+                timestamps=True,
+                since=since,
+                stream=True,
+                follow=True,
+            )
+            return opened
+
+        self._unfollow(instance_id)
+        follow = LogFollow(instance_id, position, STREAMS)
+        try:
+            follow.begin(open_stream)
+        except (DockerException, RequestException):
+            follow.close()  # the next read asks the engine again
+            return
+        self._follows[instance_id] = follow
+
+    def _unfollow(self, instance_id: str) -> None:
+        follow = self._follows.pop(instance_id, None)
+        if follow is not None:
+            follow.close()
 
     async def forget_images(self, image_ids: Collection[str]) -> list[str]:
         """Images a pruned release no longer needs go from the engine too; one a
@@ -269,6 +309,7 @@ class DockerRuntime:
         from docker.errors import NotFound
 
         self._stop(instance_id, None)
+        self._unfollow(instance_id)
         container = self._container(instance_id)
         if container is not None:
             with contextlib.suppress(NotFound):

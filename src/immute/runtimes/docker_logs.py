@@ -59,13 +59,12 @@ class LogCursor:
         stamp = self.positions.get(stream, (0, 0))[0]
         return stamp / 1e9 - SINCE_MARGIN_S if stamp else None
 
-    def fresh(self, stream: str, entries: Iterable[str]) -> Iterator[tuple[int, str]]:
-        """The entries (in the engine's order) not read before; call :meth:`advance`
-        with the stamp of each one taken, before asking for the next."""
+    def fresh(self, stream: str, entries: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        """The ``(stamp_ns, text)`` entries (in the engine's order) not read before;
+        call :meth:`advance` with the stamp of each one taken, before asking for the next."""
         last, count = self.positions.get(stream, (0, 0))
         seen_at_last = 0
-        for entry in entries:
-            stamp, text = parse_line(entry)
+        for stamp, text in entries:
             if stamp < last:
                 continue
             if stamp == last:
