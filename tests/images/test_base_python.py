@@ -127,7 +127,7 @@ def test_dependencies_install_for_the_bases_python_not_the_hosts(
     assert config["config"]["Labels"]["dev.immute.stack-digest"] == base
     assert "PYTHONPATH=/opt/immute/deps" in config["config"]["Env"]
 
-    host = BuildInputs(**{**inputs.__dict__, "stack": "host"})
+    host = inputs._replace(stack="host")
     with pytest.raises(DependencyError, match="tinydep"):
         build(store, host)
 

@@ -442,11 +442,7 @@ class Exchange:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        router = self.router
-        router.stats.requests += 1
-        seconds = time.monotonic() - self.started
-        for observer in router.observers:
-            observer(self, self.release, seconds)
+        self._record()
         self.client.exchange_done(self, keep_alive=keep_alive and not self.close_after)
 
     def _record(self) -> None:
