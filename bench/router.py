@@ -1,17 +1,18 @@
 """The builtin router against HAProxy, side by side, in one run.
 
-Run: .venv/bin/python bench/router.py [--duration 10] [--rounds 2] [--storm 20]
+Run: .venv/bin/python bench/router.py [--duration 6] [--rounds 5] [--storm 20]
 
 Starts one fast backend (tests/router/router_backend.py) on 127.0.0.1, then measures
 with wrk (-t2 -c64, keep-alive): the backend directly, through immute's router,
 and through HAProxy 2.6 configured equivalently (one thread, keep-alive to the
 backend, X-Forwarded-For/-Proto/-Host and an X-Request-Id on both sides).
-Runs alternate for --rounds rounds and the best round of each is kept, since
-the machine is shared. Then a swap storm: wrk with 64 connections
-through immute while the target set is swapped every 100 ms, counting non-2xx
-responses and socket errors. Installs wrk and haproxy with apt-get when
-missing and running as root. Targets: immute >= 0.7x HAProxy's requests per
-second, p99 <= 2x HAProxy's, and zero errors in the storm.
+Runs alternate for --rounds rounds; the table shows each path's median, and the
+ratios are medians of per-round ratios (each immute run against the HAProxy run
+right after it), since the machine is shared and its load drifts. Then a swap
+storm: wrk with 64 connections through immute while the target set is swapped
+every 100 ms, counting non-2xx responses and socket errors. Installs wrk and
+haproxy with apt-get when missing and running as root. Targets: immute >= 0.7x
+HAProxy's requests per second, p99 <= 2x HAProxy's, and zero errors in the storm.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 from immute.admin_socket import call
 from immute.core.routes import Route, Target, route_to_json
@@ -158,8 +160,8 @@ def storm(admin: Path, sets: list[list[str]], stop: threading.Event) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--storm", type=int, default=20)
     args = parser.parse_args()
     ensure_tools()
@@ -194,30 +196,37 @@ def report(ports: dict[str, int], args: argparse.Namespace, *, pids: dict[str, i
         name: f"http://127.0.0.1:{ports[key]}/"
         for name, key in (("direct", "backend"), ("immute", "immute"), ("haproxy", "haproxy"))
     }
-    best: dict[str, WrkResult] = {}
+    runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
     for _ in range(args.rounds):
         for name, url in urls.items():
-            wrk(url, duration=2)  # warm pools and caches
+            wrk(url, duration=1)  # warm pools and caches
             before = cpu_seconds(pids[name]) if name in pids else 0.0
             result = wrk(url, duration=args.duration)
             if name in pids and result.requests:
                 used = cpu_seconds(pids[name]) - before
                 result.cpu_us = used / result.requests * 1e6
-            if name not in best or result.rps > best[name].rps:
-                best[name] = result
-    print(f"wrk -t2 -c64 -d{args.duration}s, best of {args.rounds} alternating rounds")
+            runs[name].append(result)
+    print(f"wrk -t2 -c64 -d{args.duration}s, median of {args.rounds} alternating rounds")
     print(
         f"{'path':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11}"
     )
-    for name, r in best.items():
-        cpu = f"{r.cpu_us:>11.1f}" if r.cpu_us else f"{'-':>11}"
+    for name, results in runs.items():
+        cpu = median([r.cpu_us for r in results])
+        errors = sum(r.non2xx + r.socket_errors for r in results)
         print(
-            f"{name:<10} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-            f"{r.non2xx + r.socket_errors:>7} {cpu}"
+            f"{name:<10} {median([r.rps for r in results]):>10.0f} "
+            f"{median([r.p50_ms for r in results]):>8.2f} "
+            f"{median([r.p99_ms for r in results]):>8.2f} {errors:>7} "
+            + (f"{cpu:>11.1f}" if cpu else f"{'-':>11}")
         )
-    immute, haproxy = best["immute"], best["haproxy"]
-    rps_ratio = immute.rps / haproxy.rps
-    p99_ratio = immute.p99_ms / haproxy.p99_ms
+    # Ratios pair each immute run with the HAProxy run right after it, so that
+    # load from other processes, which drifts over minutes, cancels out.
+    pairs = list(zip(runs["immute"], runs["haproxy"], strict=True))
+    rps_ratios = [i.rps / h.rps for i, h in pairs]
+    p99_ratios = [i.p99_ms / h.p99_ms for i, h in pairs]
+    cpu_ratios = [i.cpu_us / h.cpu_us for i, h in pairs if i.cpu_us and h.cpu_us]
+    print(f"per-round immute/haproxy throughput: {' '.join(f'{r:.2f}' for r in rps_ratios)}")
+    rps_ratio, p99_ratio = median(rps_ratios), median(p99_ratios)
     print(
         f"immute/haproxy throughput {rps_ratio:.2f}x (target >= 0.70x) "
         f"{'ok' if rps_ratio >= 0.7 else 'BELOW TARGET'}"
@@ -226,8 +235,8 @@ def report(ports: dict[str, int], args: argparse.Namespace, *, pids: dict[str, i
         f"immute/haproxy p99        {p99_ratio:.2f}x (target <= 2.00x) "
         f"{'ok' if p99_ratio <= 2.0 else 'ABOVE TARGET'}"
     )
-    if immute.cpu_us and haproxy.cpu_us:
-        print(f"immute/haproxy CPU per request {immute.cpu_us / haproxy.cpu_us:.2f}x")
+    if cpu_ratios:
+        print(f"immute/haproxy CPU per request {median(cpu_ratios):.2f}x")
 
 
 def print_storm(admin: Path, ports: dict[str, int], backend: str, seconds: int) -> None:

@@ -40,13 +40,14 @@ class ClientConn(asyncio.Protocol):
         self.closed = False
         self._pauses: set[str] = set()
         self.peer_bytes = b""
-        self._url = b""
-        self._lines: list[bytes] = []
-        self._special: Special = {}
+        # The request head being parsed; an exchange takes these over.
+        self.head_url = b""
+        self.head_lines: list[bytes] = []
+        self.head_special: Special = {}
         self._head_bytes = 0
         self._head_count = 0
-        self._out: list[bytes] = []
-        self._corked = 0
+        self.out: list[bytes] = []
+        self.corked = False
         self.head_deadline = 0.0
         self.linger_until = 0.0
         self.idle_since = router.clock
@@ -110,39 +111,35 @@ class ClientConn(asyncio.Protocol):
 
     # httptools callbacks ----------------------------------------------------
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        self.head_url += url
         self._head_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lower = name.lower()
-        if lower in self.router.watched:
-            record(self._special, lower, value)
-        if lower not in DROPPED:
-            self._lines.append(name + b": " + value + b"\r\n")
+        if lower not in self.router.watched:
+            self.head_lines.append(b"%s: %s\r\n" % (name, value))
+        else:
+            special = self.head_special
+            if lower in special:
+                record(special, lower, value)
+            else:
+                special[lower] = value
+            if lower not in DROPPED:
+                self.head_lines.append(b"%s: %s\r\n" % (name, value))
         self._head_count += 1
         self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self.config.max_header_bytes:
-            raise HeadTooLarge
-        if self._head_count > self.config.max_headers:
+        if self._head_bytes > self.config.max_header_bytes or (
+            self._head_count > self.config.max_headers
+        ):
             raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
         self.head_deadline = 0.0
         if self._head_bytes > self.config.max_header_bytes:
             raise HeadTooLarge
-        parser = self.parser
-        method = parser.get_method()
-        exchange = Exchange(
-            self,
-            self._lines,
-            self._special,
-            method=method,
-            url=self._url,
-            version=parser.get_http_version(),
-            keep_alive=parser.should_keep_alive(),
-            upgrade=parser.should_upgrade() and method != b"CONNECT",
-        )
-        self._url, self._lines, self._special = b"", [], {}
+        method = self.parser.get_method()
+        exchange = Exchange(self, method)
+        self.head_url, self.head_lines, self.head_special = b"", [], {}
         self._head_bytes = self._head_count = 0
         self.parsing = exchange
         if method == b"CONNECT":
@@ -159,26 +156,29 @@ class ClientConn(asyncio.Protocol):
             self.parsing.request_body(body)
 
     def on_message_complete(self) -> None:
-        if self.parsing is not None:
-            self.parsing.request_complete()
+        exchange = self.parsing
+        if exchange is not None:
+            if exchange.chunked_request:
+                exchange.request_complete()
+            else:
+                exchange.body_done = True
             self.parsing = None
 
     # Called by exchanges and tunnels -----------------------------------------
     def write(self, data: bytes) -> None:
-        if self._corked:
-            self._out.append(data)
+        if self.corked:
+            self.out.append(data)
         elif self.transport is not None and not self.closed:
             self.transport.write(data)
 
-    def cork(self) -> None:
-        """Gather writes until `uncork`, so one upstream read becomes one client write."""
-        self._corked += 1
-
-    def uncork(self) -> None:
-        self._corked -= 1
-        if not self._corked and self._out:
-            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-            self._out.clear()
+    def flush(self) -> None:
+        """End a cork: what one upstream read produced goes out as one client write
+        (writes are gathered while `corked` is set)."""
+        self.corked = False
+        out = self.out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
             if self.transport is not None and not self.closed:
                 self.transport.write(data)
 

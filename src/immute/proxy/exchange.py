@@ -12,7 +12,15 @@ import time
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
-from immute.proxy.http1 import IDEMPOTENT, LAST_CHUNK, Special, chunk, forwarded, simple_response
+from immute.proxy.http1 import (
+    IDEMPOTENT,
+    LAST_CHUNK,
+    SIMPLE_CONNECTION,
+    Special,
+    chunk,
+    forwarded,
+    simple_response,
+)
 from immute.proxy.tunnel import Tunnel
 from immute.proxy.upstream import UpstreamConn
 
@@ -34,52 +42,85 @@ def cookie_value(cookies: bytes | None, name: str) -> str | None:
 
 
 class Exchange:
-    """Per-request state. Scalars default at class level, so that creating one per
-    request sets only what the request head decides (this is the hot path)."""
+    """Per-request state (this is the hot path). Slots, every one set at creation:
+    reads of attributes left to class-level defaults take CPython's slow path."""
 
-    service: LiveService | None = None
-    target: LiveTarget | None = None
-    conn: UpstreamConn | None = None
-    request_id = ""
-    head = b""
-    pending: list[bytes] | None = None
-    pending_size = 0
-    replay: list[bytes] | None = None
-    replay_ok = True
-    replay_size = 0
-    body_written = body_done = False
-    interim = responded = response_bytes = False
-    chunked_response = close_after = done = False
-    held_until = 0.0
-    attempts = 0
-    tried: tuple[LiveTarget, ...] = ()
-    refused: tuple[LiveTarget, ...] = ()
-    status = 0
-    set_cookie = b""
-    release = ""
+    __slots__ = (
+        "attempts",
+        "body_done",
+        "body_written",
+        "chunked_request",
+        "chunked_response",
+        "client",
+        "close_after",
+        "conn",
+        "done",
+        "head",
+        "held_until",
+        "interim",
+        "keep_alive",
+        "lines",
+        "method",
+        "pending",
+        "pending_size",
+        "refused",
+        "release",
+        "replay",
+        "replay_ok",
+        "replay_size",
+        "request_id",
+        "responded",
+        "response_bytes",
+        "router",
+        "service",
+        "set_cookie",
+        "special",
+        "started",
+        "status",
+        "target",
+        "tried",
+        "upgrade",
+        "url",
+        "version",
+    )
 
-    def __init__(
-        self,
-        client: ClientConn,
-        lines: list[bytes],
-        special: Special,
-        *,
-        method: bytes,
-        url: bytes,
-        version: str,
-        keep_alive: bool,
-        upgrade: bool,
-    ) -> None:
+    def __init__(self, client: ClientConn, method: bytes) -> None:
+        # The head the client connection collected: taken over, not copied.
         self.client = client
         self.router: Router = client.router
-        self.lines, self.special = lines, special
-        self.method, self.url, self.version = method, url, version
-        self.keep_alive, self.upgrade = keep_alive, upgrade
-        host = special.get(b"host")
-        self.host = host.decode("latin-1") if host else ""
-        encoding = special.get(b"transfer-encoding")
+        self.method = method
+        self.lines, self.special, self.url = client.head_lines, client.head_special, client.head_url
+        parser = client.parser
+        self.keep_alive = keep_alive = parser.should_keep_alive()
+        if keep_alive and b"connection" not in self.special:
+            # Only HTTP/1.1 keeps a connection without being asked to (llhttp
+            # accepts no other version that does): spares building the string.
+            self.version = "1.1"
+        else:
+            self.version = parser.get_http_version()
+        self.upgrade = parser.should_upgrade() and method != b"CONNECT"
+        encoding = self.special.get(b"transfer-encoding")
         self.chunked_request = encoding is not None and encoding.lower().endswith(b"chunked")
         self.started = time.monotonic()
+        self.service: LiveService | None = None
+        self.target: LiveTarget | None = None
+        self.conn: UpstreamConn | None = None
+        self.request_id = self.head = self.set_cookie = b""
+        self.pending: list[bytes] | None = None
+        self.replay: list[bytes] | None = None
+        self.pending_size = self.replay_size = self.attempts = self.status = 0
+        self.replay_ok = True
+        self.body_written = self.body_done = self.interim = self.responded = False
+        self.response_bytes = self.chunked_response = self.close_after = self.done = False
+        self.held_until = 0.0
+        self.tried: tuple[LiveTarget, ...] = ()
+        self.refused: tuple[LiveTarget, ...] = ()
+        self.release = ""
+
+    @property
+    def host(self) -> str:
+        host = self.special.get(b"host")
+        return host.decode("latin-1") if host else ""
 
     # Request side -------------------------------------------------------------
     def start(self) -> None:
@@ -87,19 +128,27 @@ class Exchange:
         self.request_id = request_id = self.router.request_id(special.get(b"x-request-id"))
         chain = special.get(b"x-forwarded-for")
         peer = self.client.peer_bytes
-        lines = [
-            b"%s %s HTTP/1.1\r\n" % (self.method, self.url),
-            *forwarded(self.lines, special),
-            b"x-forwarded-for: %s\r\n" % (chain + b", " + peer if chain else peer),
-            b"x-forwarded-proto: http\r\nx-forwarded-host: %s\r\nx-request-id: %s\r\n"
-            % (special.get(b"host") or b"", request_id.encode()),
-        ]
+        lines = self.lines
+        if special.get(b"connection") not in SIMPLE_CONNECTION:
+            lines = forwarded(lines, special)
+        extra = b""
         if self.chunked_request:
-            lines.append(b"transfer-encoding: chunked\r\n")
+            extra = b"transfer-encoding: chunked\r\n"
         if self.upgrade:
-            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n" % special.get(b"upgrade"))
-        lines.append(b"\r\n")
-        self.head = b"".join(lines)
+            extra += b"connection: upgrade\r\nupgrade: %s\r\n" % special.get(b"upgrade")
+        self.head = (
+            b"%s %s HTTP/1.1\r\n%sx-forwarded-for: %s\r\nx-forwarded-proto: http\r\n"
+            b"x-forwarded-host: %s\r\nx-request-id: %s\r\n%s\r\n"
+            % (
+                self.method,
+                self.url,
+                b"".join(lines),
+                chain + b", " + peer if chain else peer,
+                special.get(b"host") or b"",
+                request_id,
+                extra,
+            )
+        )
         self._route()
 
     def request_body(self, data: bytes) -> None:
@@ -132,11 +181,16 @@ class Exchange:
 
     # Routing ----------------------------------------------------------------
     def _route(self) -> None:
-        service = self.service or self.router.table.resolve(self.host)
+        table = self.router.table
+        service = self.service or table.lone or table.resolve(self.host)
         now = self.router.clock
         target = None
         if service is not None:
             self.service = service
+            only = service.only
+            if only is not None and not self.tried:
+                self._attach(only)
+                return
             key = self._sticky_key(service) if service.sticky is not None else None
             target = service.pick(now, sticky_key=key, exclude=self.tried)
             if target is None and self.tried:
@@ -234,11 +288,14 @@ class Exchange:
         conn.reused = reused
         conn.attach(self)
         head = self.head
-        if not self.host and self.target is not None:
+        if not self.special.get(b"host") and self.target is not None:
             head = head[:-2] + b"host: %s\r\n\r\n" % self.target.address.encode()
         body = self.replay if self.body_written and self.replay_ok else self.pending
-        conn.write(head + b"".join(body) if body else head)
-        self.body_written = self.body_written or bool(body)
+        if body:
+            conn.write(head + b"".join(body))
+            self.body_written = True
+        else:
+            conn.write(head)
         if self.pending:
             self.pending, self.pending_size = None, 0
             self.client.resume("body")
@@ -305,7 +362,7 @@ class Exchange:
 
     # Response side ------------------------------------------------------------
     def response_head(
-        self, status: int, reason: bytes, headers: list[bytes], special: Special
+        self, status: int, status_line: bytes, headers: list[bytes], special: Special
     ) -> None:
         self.response_bytes = True
         if 100 <= status < 200 and status != 101:
@@ -315,34 +372,35 @@ class Exchange:
             return
         self.status = status
         self.responded = True
-        lines = [
-            b"HTTP/1.1 %d %s\r\n" % (status, reason),
-            *forwarded(headers, special),
-            b"x-request-id: %s\r\n" % self.request_id.encode(),
-        ]
-        if self.set_cookie:
-            lines.append(self.set_cookie)
+        if special.get(b"connection") not in SIMPLE_CONNECTION:
+            headers = forwarded(headers, special)
+        tail = self.set_cookie
         if status == 101 and self.upgrade:
-            lines.append(b"connection: upgrade\r\nupgrade: %s\r\n\r\n" % special.get(b"upgrade"))
-            self.client.write(b"".join(lines))
-            return
+            tail += b"connection: upgrade\r\nupgrade: %s\r\n" % special.get(b"upgrade")
+        else:
+            tail += self._response_framing(status, special)
+        self.client.write(
+            b"%s%sx-request-id: %s\r\n%s\r\n"
+            % (status_line, b"".join(headers), self.request_id, tail)
+        )
+
+    def _response_framing(self, status: int, special: Special) -> bytes:
+        """Headers that say how the response ends and whether the connection stays."""
+        framing = b""
         no_body = self.method == b"HEAD" or status in (204, 304)
-        if not no_body and special.get(b"content-length") is None:
+        if not no_body and b"content-length" not in special:
             if self.version == "1.1":
                 self.chunked_response = True
-                lines.append(b"transfer-encoding: chunked\r\n")
+                framing = b"transfer-encoding: chunked\r\n"
             else:
                 self.close_after = True
         if self.upgrade or not self.body_done or not self.keep_alive or self.router.closing:
             self.close_after = True
         if self.close_after:
-            lines.append(b"connection: close\r\n\r\n")
-        else:
-            lines.append(b"connection: keep-alive\r\n\r\n" if self.version == "1.0" else b"\r\n")
-        self.client.write(b"".join(lines))
-
-    def response_body(self, data: bytes) -> None:
-        self.client.write(chunk(data) if self.chunked_response else data)
+            return framing + b"connection: close\r\n"
+        if self.version == "1.0":
+            return framing + b"connection: keep-alive\r\n"
+        return framing
 
     def response_complete(self, conn: UpstreamConn, *, keep_alive: bool) -> None:
         if self.done:
@@ -384,11 +442,15 @@ class Exchange:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        self.router.observe(self, self.release, time.monotonic() - self.started)
+        self._record()
         self.client.exchange_done(self, keep_alive=keep_alive and not self.close_after)
 
     def _record(self) -> None:
-        self.router.observe(self, self.release, time.monotonic() - self.started)
+        router = self.router
+        router.stats.requests += 1
+        seconds = time.monotonic() - self.started
+        for observer in router.observers:
+            observer(self, self.release, seconds)
 
     def abandon(self) -> None:
         """The client went away: drop upstream work without answering."""

@@ -33,7 +33,8 @@ DROPPED = HOP_BY_HOP | REQUEST_REWRITTEN
 _CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 
 
-SIMPLE_CONNECTION = frozenset({b"close", b"keep-alive", b"upgrade", b"Keep-Alive", b"Close"})
+# Connection values that name no other header (None: no Connection header at all).
+SIMPLE_CONNECTION = frozenset({None, b"close", b"keep-alive", b"upgrade", b"Keep-Alive", b"Close"})
 Special = dict[bytes, bytes]
 
 

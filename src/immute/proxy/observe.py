@@ -1,6 +1,6 @@
 """What the proxy tells the outside: Prometheus metrics and the JSON access log.
 
-Per-request work is two dict lookups and two integer increments; the
+Per-request work is one dict lookup and a few integer increments; the
 Prometheus families are built from those counts when scraped, so the request
 path never touches prometheus_client's locks.
 """
@@ -30,32 +30,35 @@ if TYPE_CHECKING:
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class _Latency:
-    __slots__ = ("counts", "total")
+class _ReleaseCounts:
+    """What one release of one service answered: status classes and a latency histogram."""
+
+    __slots__ = ("latency", "statuses", "total")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
+        self.statuses = [0] * 10  # by status // 100; upstreams may send any 3-digit code
+        self.latency = [0] * (len(BUCKETS) + 1)
         self.total = 0.0
 
 
 class Metrics(Collector):
     def __init__(self, router: Router) -> None:
         self.router = router
-        self.requests: dict[tuple[str, str, int], int] = {}
-        self.latency: dict[tuple[str, str], _Latency] = {}
+        # Keyed by (service, release): canary analysis compares the new release's
+        # p99 with the stable one's through the release label.
+        self.counts: dict[tuple[str, str], _ReleaseCounts] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
     def observe(self, exchange: Exchange, release: str, seconds: float) -> None:
-        service = exchange.service.name if exchange.service is not None else ""
-        key = (service, release, exchange.status // 100)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        # By release too: canary analysis compares the new release's p99 with the stable one's.
-        latency = self.latency.get((service, release))
-        if latency is None:
-            latency = self.latency[(service, release)] = _Latency()
-        latency.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        latency.total += seconds
+        service = exchange.service
+        key = (service.name if service is not None else "", release)
+        counts = self.counts.get(key)
+        if counts is None:
+            counts = self.counts[key] = _ReleaseCounts()
+        counts.statuses[exchange.status // 100] += 1
+        counts.latency[bisect.bisect_left(BUCKETS, seconds)] += 1
+        counts.total += seconds
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -63,25 +66,23 @@ class Metrics(Collector):
             "Requests answered, by service, release and status class",
             labels=["service", "release", "status"],
         )
-        for (service, release, status), count in sorted(self.requests.items()):
-            requests.add_metric([service, release, f"{status}xx"], count)
-        yield requests
-        yield self._latency_family()
-        yield from self._live_families()
-
-    def _latency_family(self) -> Metric:
-        family = HistogramMetricFamily(
+        latency = HistogramMetricFamily(
             "immute_router_request_duration_seconds",
             "Time from request head to end of response",
             labels=["service", "release"],
         )
-        for (service, release), latency in sorted(self.latency.items()):
+        for (service, release), counts in sorted(self.counts.items()):
+            for status, count in enumerate(counts.statuses):
+                if count:
+                    requests.add_metric([service, release, f"{status}xx"], count)
             running, buckets = 0, []
-            for bound, count in zip((*BUCKETS, float("inf")), latency.counts, strict=True):
+            for bound, count in zip((*BUCKETS, float("inf")), counts.latency, strict=True):
                 running += count
                 buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
-            family.add_metric([service, release], buckets, latency.total)
-        return family
+            latency.add_metric([service, release], buckets, counts.total)
+        yield requests
+        yield latency
+        yield from self._live_families()
 
     def _live_families(self) -> Iterator[Metric]:
         retries = CounterMetricFamily(
@@ -117,7 +118,7 @@ class AccessLog:
     def observe(self, exchange: Exchange, release: str, seconds: float) -> None:
         record = {
             "time": round(time.time(), 3),
-            "id": exchange.request_id,
+            "id": exchange.request_id.decode("latin-1"),
             "client": exchange.client.peer,
             "method": exchange.method.decode("latin-1"),
             "url": exchange.url.decode("latin-1"),

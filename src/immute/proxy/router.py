@@ -42,22 +42,25 @@ class Router:
         self.table = LiveTable(self._table_changed)
         self._on_change = on_change
         self.watched = REQUEST_WATCHED
-        # Coarse time for deadlines counted in seconds; refreshed by the sweeper.
-        self.clock = time.monotonic()
         self.stats = Stats()
         self.clients: set[ClientConn] = set()
         self.closing = False
         self.observers: list[Observer] = []
         self._ids = itertools.count(1)
-        self._id_prefix = os.urandom(4).hex()
+        self._id_prefix = os.urandom(4).hex().encode()
         self._empty: asyncio.Event | None = None
 
-    def request_id(self, incoming: bytes | None) -> str:
-        if incoming and len(incoming) <= _MAX_REQUEST_ID and incoming.isascii():
-            text = incoming.decode()
-            if text.isprintable():
-                return text
-        return f"{self._id_prefix}-{next(self._ids)}"
+    def request_id(self, incoming: bytes | None) -> bytes:
+        """The client's id when it is short printable ASCII, else a new one: a random
+        per-process prefix and a counter are as unique as a UUID and far cheaper."""
+        if (
+            incoming
+            and len(incoming) <= _MAX_REQUEST_ID
+            and incoming.isascii()
+            and incoming.decode().isprintable()
+        ):
+            return incoming
+        return b"%s-%d" % (self._id_prefix, next(self._ids))
 
     def _table_changed(self, table: RouteTable) -> None:
         sticky = {r.sticky.name.lower().encode() for r in table.routes.values() if r.sticky}
@@ -80,11 +83,6 @@ class Router:
             return
         conn.idle_since = self.clock
         idle.append(conn)
-
-    def observe(self, exchange: Exchange, release: str, seconds: float) -> None:
-        self.stats.requests += 1
-        for observer in self.observers:
-            observer(exchange, release, seconds)
 
     def client_opened(self, client: ClientConn) -> None:
         self.clients.add(client)

@@ -112,6 +112,7 @@ class LiveService:
         self.targets: list[LiveTarget] = []
         self.ready: list[LiveTarget] = []
         self._cumulative: list[int] = []
+        self.only: LiveTarget | None = None
         self.held = 0
         self.retries = 0
         self.hold_timeouts = 0
@@ -119,6 +120,8 @@ class LiveService:
     def reindex(self) -> None:
         self.ready = [t for t in self.targets if t.takes_new and t.weight > 0]
         self._cumulative = cumulative([t.weight for t in self.ready])
+        # The common case, decided once per table change instead of per request.
+        self.only = self.ready[0] if len(self.ready) == 1 and not self.paused else None
 
     def pick(
         self, now: float, *, sticky_key: str | None, exclude: Iterable[LiveTarget]
@@ -230,11 +233,13 @@ class LiveTable:
         for target in service.targets:
             target.state = "removed"
             target.close_idle()
+        service.reindex()
         self._changed()
         return True
 
     def set_paused(self, name: str, paused: bool) -> None:
         self.services[name].paused = paused
+        self.services[name].reindex()
         self._changed()
 
     def set_weights(self, name: str, weights: dict[str, int]) -> None:

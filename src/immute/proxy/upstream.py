@@ -8,11 +8,18 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from immute.proxy.http1 import HOP_BY_HOP, RESPONSE_WATCHED, Special, record
+from immute.proxy.http1 import (
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    RESPONSE_WATCHED,
+    Special,
+    chunk,
+    record,
+)
 
-# Reason phrases are regenerated rather than parsed: one callback less per
-# response, and HTTP/1.1 clients must ignore them anyway (RFC 9112 4).
-REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+# Status lines are regenerated rather than parsed: one callback less per
+# response, and HTTP/1.1 clients must ignore reason phrases anyway (RFC 9112 4).
+STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 if TYPE_CHECKING:
     from immute.proxy.exchange import Exchange
@@ -73,7 +80,7 @@ class UpstreamConn(asyncio.Protocol):
             self.close()
             return
         client = exchange.client
-        client.cork()
+        client.corked = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -84,7 +91,7 @@ class UpstreamConn(asyncio.Protocol):
             exchange.upstream_failed(self)
             return
         finally:
-            client.uncork()
+            client.flush()
         if self._done:
             self._done = False
             if self._skip_body:
@@ -136,13 +143,13 @@ class UpstreamConn(asyncio.Protocol):
                 special[lower] = value
             if lower in HOP_BY_HOP or lower == b"x-request-id":
                 return
-        self._lines.append(name + b": " + value + b"\r\n")
+        self._lines.append(b"%s: %s\r\n" % (name, value))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
-        lines, special = self._lines, self._special
-        reason = REASONS.get(status) or b"Unknown"
-        self.exchange.response_head(status, reason, lines, special)  # type: ignore[union-attr]
+        special = self._special
+        line = STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
+        self.exchange.response_head(status, line, self._lines, special)  # type: ignore[union-attr]
         if status < 200:
             self._lines, self._special = [], {}
             return
@@ -154,8 +161,9 @@ class UpstreamConn(asyncio.Protocol):
             self._until_close = framed is None
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None and not self._skip_body:
-            self.exchange.response_body(body)
+        exchange = self.exchange
+        if exchange is not None and not self._skip_body:
+            exchange.client.write(chunk(body) if exchange.chunked_response else body)
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
@@ -165,3 +173,7 @@ class UpstreamConn(asyncio.Protocol):
             if not self._done:
                 self._keep_alive = self.parser.should_keep_alive()
             self._done = True
+            if exchange.chunked_response:
+                # Inside the cork, so that the end goes out with the last data.
+                exchange.chunked_response = False
+                exchange.client.write(LAST_CHUNK)
