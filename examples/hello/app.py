@@ -20,6 +20,9 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Buffered: head and body leave in one write after the handler returns, so a
+    # crash never leaves a response half sent (which no router may retry).
+    wbufsize = -1
 
     def do_GET(self) -> None:
         body = f"{GREETING} from {os.environ.get('IMMUTE_INSTANCE', 'hello')}\n".encode()
