@@ -162,7 +162,16 @@ def test_killing_the_agent_loses_no_request_and_the_deploy_resumes(app: App) -> 
     app.greet("Hello, v2")
     with Load(app.port, connections=8) as load:
         deploying = app.start("deploy")
-        time.sleep(1.0)
+        # Killed once the agent has the deploy (a slow build must not make this
+        # a kill before the deploy exists), and into its first steps.
+        assert deploying.stdout is not None
+        said: list[str] = []
+        for line in iter(deploying.stdout.readline, ""):
+            said.append(line)
+            if line.startswith("deploy 2 started"):
+                break
+        assert said and said[-1].startswith("deploy 2 started"), "".join(said)
+        time.sleep(0.5)
         app.kill_agent()
         deploying.communicate(timeout=30)
         time.sleep(0.5)
