@@ -103,3 +103,11 @@ class AgentError(ImmuteError):
 
 class EngineError(InstanceError):
     """The container engine cannot be reached or refused a request; says what to do."""
+
+
+def failure_line(output: str) -> str:
+    """The line of a tool's output that best says why it failed, for a one-line
+    error: the last that mentions an error, else the last, else ``no output``."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no output"])[-1]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from immute import __version__
 from immute.client.specfile import spec_paths, state_dir
 from immute.core.digests import canonical_json
 from immute.images.inputs import BuildInputs
+from immute.images.store import write_cache
 
 if TYPE_CHECKING:
     from immute.core.spec_loading import LoadedSpec
@@ -95,7 +95,7 @@ def load_build_fields(
     loaded = read_spec(file, destination, runtime=runtime)
     fields = fields_from_spec(loaded, spec_paths(file, destination)[0])
     if cache is not None:
-        _write(cache, json.dumps(fields).encode())
+        write_cache(cache, json.dumps(fields).encode())
     return fields
 
 
@@ -125,14 +125,3 @@ def _code_fingerprint() -> list[list[object]]:
     """Identity of the code that validates specs, so editing it invalidates the cache."""
     modules = [*Path(immute.core.__file__).parent.glob("*.py"), Path(__file__)]
     return sorted([p.name, s.st_mtime_ns, s.st_size] for p in modules for s in [p.stat()])
-
-
-def _write(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except OSError:
-        # A cache that cannot be written only costs the next build a validation.
-        pass

@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from immute.images.store import write_cache
+
 RACY_SECONDS = 2.0
 _FORMAT = 1
 
@@ -68,11 +70,4 @@ class Recorder:
         if any(max(w[4], w[5]) >= racy for w in self.witnesses):
             return
         data = json.dumps({"witnesses": self.witnesses, "files": files}).encode()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            temp.write_bytes(data)
-            os.replace(temp, self.path)
-        except OSError:
-            # Not remembered: the next build walks again, nothing worse.
-            pass
+        write_cache(self.path, data)

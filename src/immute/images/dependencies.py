@@ -142,15 +142,18 @@ def dependency_layer(
     files = list(inputs.dependency_files)
     if not files:
         return None
+    markers = ""
     if target is None:
         interpreter, platform = interpreter_facts(inputs.python)
         installer = chosen_installer(inputs.python, cache=store.root / "cache" / "installers")
     else:
         interpreter, platform = target.interpreter, target.platform
         installer = pip_installer(inputs.python)
+        markers = interpreter_facts(inputs.python)[0]
     key = dependency_key(
         files=_file_hashes(inputs.context, files),
-        stack=inputs.stack if target is None else "base-image",
+        # On a base image pip still reads environment markers with the host's Python.
+        stack=inputs.stack if target is None else f"base-image, markers of {markers}",
         interpreter=interpreter,
         platform=platform,
         installer=installer.identity,

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from immute.errors import DependencyError
+from immute.errors import DependencyError, failure_line
+from immute.images.store import write_cache
 
 INSTALLER_VARIABLE = "IMMUTE_INSTALLER"
 INSTALLERS = ("uv", "pip")
@@ -105,14 +106,7 @@ def _uv_version(binary: str, cache: Path) -> str:
     except OSError:
         pass
     version = _ask([binary, "--version"], 1)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        temp.write_text(version, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError:
-        # Unremembered, the version is only asked again next time.
-        pass
+    write_cache(path, version.encode())
     return version
 
 
@@ -152,6 +146,5 @@ def run_installer(
         )
     if missing:
         raise DependencyError(f"{installer.name} found no distribution for {missing.group(1)}")
-    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.lower().startswith("error")] or lines or ["no output"]
-    raise DependencyError(f"{installer.name} failed (exit {result.returncode}): {errors[-1]}")
+    detail = failure_line(result.stderr)
+    raise DependencyError(f"{installer.name} failed (exit {result.returncode}): {detail}")

@@ -308,6 +308,16 @@ def atomic_write(
         raise
 
 
+def write_cache(path: Path, data: bytes) -> None:
+    """Write a cache file atomically, best effort: a cache that cannot be written
+    only costs the next run the work it would have saved."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    except OSError:
+        pass
+
+
 def _create_once(path: Path, data: bytes) -> None:
     """Write ``path`` complete unless it exists: a concurrent first use of the store
     must not replace an index another process has already added to."""

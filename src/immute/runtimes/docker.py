@@ -22,7 +22,8 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Collection, Mapping
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -90,6 +91,9 @@ class DockerRuntime:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir).resolve()
         self._follows: dict[str, LogFollow] = {}
+        # Reads run on worker threads, two readers (the shipper, a deploy's log
+        # tail) may start a follow of one instance at once: one must win.
+        self._follows_lock = threading.Lock()
 
     @functools.cached_property
     def client(self) -> DockerClient:
@@ -98,20 +102,10 @@ class DockerRuntime:
 
     async def _call(self, work: Callable[[], T]) -> T:
         """Run blocking SDK work in a thread; engine failures become one-line errors."""
-        from docker.errors import APIError, DockerException
-        from requests.exceptions import RequestException
 
         def guarded() -> T:
-            try:
+            with engine_errors():
                 return work()
-            except (NotFoundError, ImageError, InstanceError):
-                raise
-            except APIError as exc:
-                raise EngineError(f"the Docker engine refused: {_first_line(exc)}") from None
-            except (DockerException, RequestException) as exc:
-                raise EngineError(
-                    f"the Docker engine stopped answering: {_first_line(exc)}"
-                ) from None
 
         return await asyncio.to_thread(guarded)
 
@@ -272,14 +266,15 @@ class DockerRuntime:
             )
             return opened
 
-        self._unfollow(instance_id)
         follow = LogFollow(instance_id, position, STREAMS)
-        try:
-            follow.begin(open_stream)
-        except (DockerException, RequestException):
-            follow.close()  # the next read asks the engine again
-            return
-        self._follows[instance_id] = follow
+        with self._follows_lock:
+            self._unfollow(instance_id)
+            try:
+                follow.begin(open_stream)
+            except (DockerException, RequestException):
+                follow.close()  # the next read asks the engine again
+                return
+            self._follows[instance_id] = follow
 
     def _unfollow(self, instance_id: str) -> None:
         follow = self._follows.pop(instance_id, None)
@@ -308,11 +303,27 @@ class DockerRuntime:
         from docker.errors import NotFound
 
         self._stop(instance_id, None)
-        self._unfollow(instance_id)
+        with self._follows_lock:
+            self._unfollow(instance_id)
         container = self._container(instance_id)
         if container is not None:
             with contextlib.suppress(NotFound):
                 container.remove(force=True, v=False)
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """SDK and transport failures inside as one-line ``EngineError``s; immute's own
+    errors pass unchanged."""
+    from docker.errors import APIError, DockerException
+    from requests.exceptions import RequestException
+
+    try:
+        yield
+    except APIError as exc:
+        raise EngineError(f"the Docker engine refused: {_first_line(exc)}") from None
+    except (DockerException, RequestException) as exc:
+        raise EngineError(f"the Docker engine stopped answering: {_first_line(exc)}") from None
 
 
 def container_name(instance_id: str) -> str:

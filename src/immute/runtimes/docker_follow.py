@@ -6,9 +6,11 @@ engine more with every line it has ever written. Instead, after one exact read
 the runtime opens one follow stream per output stream (each on a thread of its
 own, since the SDK's streams block) from where that read stopped; the stream
 fills a buffer that later reads take from without calling the engine at all.
-When a stream ends (the container stopped, the engine restarted, the client's
-read timeout passed) the follow is over and the runtime goes back to one exact
-read, which also decides whether the instance's logs are complete.
+When a stream ends (the container stopped, the engine restarted) or its buffer
+holds more than ``MAX_BUFFERED`` unread lines (nobody reads), the follow is
+over and the runtime goes back to one exact read, which also decides whether
+the instance's logs are complete. A read drops what it has passed, so a reader
+behind that point (another cursor) is told the follow no longer covers it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from immute.core.instances import LogBatch, LogLine, LogStream
 from immute.runtimes.docker_logs import LogCursor, parse_line
 
 log = logging.getLogger(__name__)
+
+MAX_BUFFERED = 100_000
+"""Unread lines per stream before the follow gives up (and reads go back to the engine)."""
 
 OpenStream = Callable[[LogStream, float | None], "Stream"]
 """Opens the engine's follow stream of one output stream from a ``since`` time."""
@@ -44,6 +49,8 @@ class _Pipe:
     entries: list[tuple[int, str]] = field(default_factory=list)
     open: bool = True
     source: Stream | None = None
+    dropped_before: int = 0
+    """Entries stamped before this were dropped: a position before it is not covered."""
 
 
 class LogFollow:
@@ -74,11 +81,14 @@ class LogFollow:
             return all(pipe.open for pipe in self._pipes.values())
 
     def covers(self, position: LogCursor) -> bool:
-        """True when this follow began no later than ``position`` in every stream."""
-        return all(
-            self.start.positions.get(s, (0, 0))[0] <= position.positions.get(s, (0, 0))[0]
-            for s in self._pipes
-        )
+        """True when this follow still holds every line after ``position``: it began
+        no later, and no read has dropped lines from after it, in every stream."""
+        with self._lock:
+            return all(
+                max(self.start.positions.get(s, (0, 0))[0], pipe.dropped_before)
+                <= position.positions.get(s, (0, 0))[0]
+                for s, pipe in self._pipes.items()
+            )
 
     def read(self, position: LogCursor, limit: int) -> LogBatch:
         """Buffered lines after ``position`` (advanced in place), at most ``limit``."""
@@ -94,19 +104,18 @@ class LogFollow:
                 last = position.positions.get(stream, (0, 0))[0]
                 keep = next((i for i, (at, _) in enumerate(pipe.entries) if at >= last), None)
                 pipe.entries = pipe.entries[keep:] if keep is not None else []
+                pipe.dropped_before = max(pipe.dropped_before, last)
         return LogBatch(tuple(lines), position.render(), complete=False)
 
     def close(self) -> None:
         """Stop reading; the threads end once their stream is shut."""
         for pipe in self._pipes.values():
             if pipe.source is not None:
-                try:
-                    pipe.source.close()
-                except Exception as exc:  # the SDK raises whatever the socket raised
-                    log.debug("closing a log stream of %s: %s", self.instance_id, exc)
+                _close(pipe.source, (pipe.stream, self.instance_id))
 
     def _pump(self, pipe: _Pipe, source: Stream) -> None:
         rest = b""
+        names = (pipe.stream, self.instance_id)
         try:
             for chunk in source:
                 rest += chunk
@@ -115,8 +124,20 @@ class LogFollow:
                     fresh = [parse_line(line.decode(errors="replace")) for line in complete]
                     with self._lock:
                         pipe.entries.extend(fresh)
+                        unread = len(pipe.entries)
+                    if unread > MAX_BUFFERED:
+                        log.info("%s of %s is not read: following it stops", *names)
+                        break
         except Exception as exc:  # any end of the stream ends the follow; reads fall back
-            log.debug("log stream %s of %s ended: %s", pipe.stream, self.instance_id, exc)
+            log.debug("log stream %s of %s ended: %s", *names, exc)
         finally:
             with self._lock:
                 pipe.open = False
+            _close(source, names)
+
+
+def _close(source: Stream, names: tuple[str, str]) -> None:
+    try:
+        source.close()
+    except Exception as exc:  # the SDK raises whatever the socket raised
+        log.debug("closing log stream %s of %s: %s", *names, exc)

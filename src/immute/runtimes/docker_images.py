@@ -22,12 +22,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from immute.errors import EngineError, ImageError
-from immute.runtimes.docker import connect
+from immute.errors import EngineError, ImageError, failure_line
+from immute.runtimes.docker import connect, engine_errors
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -55,15 +56,15 @@ class EngineImages:
     def image_id(self, reference: str) -> str | None:
         from docker.errors import ImageNotFound, NullResource
 
-        try:
-            return str(self.client.images.get(reference).id)
-        except (ImageNotFound, NullResource):
-            return None
+        with engine_errors():
+            try:
+                return str(self.client.images.get(reference).id)
+            except (ImageNotFound, NullResource):
+                return None
 
     def save(self, image_id: str, out: Path) -> None:
-        image = self.client.images.get(image_id)
-        with out.open("wb") as handle:
-            for chunk in image.save(named=False):
+        with engine_errors(), out.open("wb") as handle:
+            for chunk in self.client.images.get(image_id).save(named=False):
                 handle.write(chunk)
 
     def build(
@@ -95,7 +96,8 @@ class EngineImages:
             return iidfile.read_text(encoding="utf-8").strip()
 
     def _has_bridge(self) -> bool:
-        return any(n.name == "bridge" for n in self.client.networks.list(names=["bridge"]))
+        with engine_errors():
+            return any(n.name == "bridge" for n in self.client.networks.list(names=["bridge"]))
 
     def _refuse_state_inside(self, context: Path, where: str) -> None:
         if self.state_dir is None:
@@ -122,14 +124,17 @@ def _dockerignore(context: Path) -> set[str]:
 
 
 def _has_buildkit(docker: str) -> bool:
-    buildx = subprocess.run(
-        [docker, "buildx", "version"], capture_output=True, check=False, timeout=60
-    )
-    if buildx.returncode == 0:
-        return True
-    version = subprocess.run(
-        [docker, "--version"], capture_output=True, text=True, check=False, timeout=60
-    )
+    try:
+        buildx = subprocess.run(
+            [docker, "buildx", "version"], capture_output=True, check=False, timeout=60
+        )
+        if buildx.returncode == 0:
+            return True
+        version = subprocess.run(
+            [docker, "--version"], capture_output=True, text=True, check=False, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
     major = _CLI_VERSION.search(version.stdout)
     return major is not None and int(major.group(1)) < 23
 
@@ -146,20 +151,27 @@ def _run_build(
     except OSError as exc:
         raise ImageError(f"{where}: cannot run docker: {exc}") from None
     assert child.stdout is not None
+    # Reading the output blocks until docker ends it: the limit kills a hung build.
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        child.kill()
+
+    limit = threading.Timer(BUILD_TIMEOUT, kill)
+    limit.start()
     with child:
         for line in child.stdout:
             text = line.rstrip()
             if text:
                 tail.append(text)
                 progress(f"docker build: {text}")
-        returncode = child.wait(timeout=BUILD_TIMEOUT)
+        returncode = child.wait()
+    limit.cancel()
+    if timed_out.is_set():
+        raise ImageError(f"{where}: docker build did not finish within {BUILD_TIMEOUT} s")
     if returncode != 0:
-        detail = _failure(list(tail))
+        detail = failure_line("\n".join(tail))
         if "Cannot connect to the Docker daemon" in detail:
             raise EngineError(f"{where}: {detail}; start dockerd or set DOCKER_HOST")
         raise ImageError(f"{where}: docker build failed (exit {returncode}): {detail}")
-
-
-def _failure(lines: list[str]) -> str:
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    return (errors or lines or ["no output"])[-1].strip()
