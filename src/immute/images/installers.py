@@ -75,7 +75,14 @@ def chosen_installer(python: str, *, cache: Path) -> Installer:
 
 def pip_installer(python: str) -> Installer:
     """The pip of ``python``, at the version it reports."""
-    return Installer("pip", _ask([python, "-m", "pip", "--version"], 1), python)
+    try:
+        version = _ask([python, "-m", "pip", "--version"], 1)
+    except DependencyError:
+        raise DependencyError(
+            f"{python} has no working pip, which installs dependencies for a base image's "
+            f"Python (and with {INSTALLER_VARIABLE}=pip): run '{python} -m ensurepip'"
+        ) from None
+    return Installer("pip", version, python)
 
 
 def _uv_binary() -> str:
