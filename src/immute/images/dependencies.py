@@ -148,7 +148,7 @@ def dependency_layer(
         installer = chosen_installer(inputs.python, cache=store.root / "cache" / "installers")
     else:
         interpreter, platform = target.interpreter, target.platform
-        installer = pip_installer(inputs.python)
+        installer = pip_installer(inputs.python, cache=store.root / "cache" / "installers")
         markers = interpreter_facts(inputs.python)[0]
     key = dependency_key(
         files=_file_hashes(inputs.context, files),

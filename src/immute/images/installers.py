@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,21 +69,35 @@ def chosen_installer(python: str, *, cache: Path) -> Installer:
     if name not in INSTALLERS:
         raise DependencyError(f"${INSTALLER_VARIABLE}: {name!r} is not an installer (uv or pip)")
     if name == "pip":
-        return pip_installer(python)
+        return pip_installer(python, cache=cache)
     binary = _uv_binary()
-    return Installer("uv", _uv_version(binary, cache), binary)
+    version = _remembered("uv", binary, cache, lambda: _ask([binary, "--version"], 1))
+    return Installer("uv", version, binary)
 
 
-def pip_installer(python: str) -> Installer:
-    """The pip of ``python``, at the version it reports."""
-    try:
-        version = _ask([python, "-m", "pip", "--version"], 1)
-    except DependencyError:
-        raise DependencyError(
-            f"{python} has no working pip, which installs dependencies for a base image's "
-            f"Python (and with {INSTALLER_VARIABLE}=pip): run '{python} -m ensurepip'"
-        ) from None
-    return Installer("pip", version, python)
+def pip_installer(python: str, *, cache: Path) -> Installer:
+    """The pip of ``python``, at the version it reports; remembered by the identity
+    of pip's own ``__init__.py`` when ``python`` is this interpreter (an upgrade
+    rewrites it), asked every time otherwise."""
+
+    def ask() -> str:
+        try:
+            return _ask([python, "-m", "pip", "--version"], 1)
+        except DependencyError:
+            raise DependencyError(
+                f"{python} has no working pip, which installs dependencies for a base image's "
+                f"Python (and with {INSTALLER_VARIABLE}=pip): run '{python} -m ensurepip'"
+            ) from None
+
+    witness = _pip_here() if os.path.realpath(python) == os.path.realpath(sys.executable) else None
+    return Installer("pip", _remembered("pip", witness, cache, ask) if witness else ask(), python)
+
+
+def _pip_here() -> str | None:
+    from importlib.util import find_spec
+
+    spec = find_spec("pip")
+    return spec.origin if spec is not None and spec.origin else None
 
 
 def _uv_binary() -> str:
@@ -104,15 +119,17 @@ def _uv_binary() -> str:
         ) from None
 
 
-def _uv_version(binary: str, cache: Path) -> str:
-    info = os.stat(binary)
-    key = f"{os.path.realpath(binary)}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}"
-    path = cache / f"uv-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+def _remembered(name: str, witness: str, cache: Path, ask: Callable[[], str]) -> str:
+    """``ask()``'s answer (a version), kept in ``cache`` for as long as the file
+    ``witness`` keeps its identity (path, size, mtime, inode)."""
+    info = os.stat(witness)
+    key = f"{os.path.realpath(witness)}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}"
+    path = cache / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
     try:
         return path.read_text(encoding="utf-8")
     except OSError:
         pass
-    version = _ask([binary, "--version"], 1)
+    version = ask()
     write_cache(path, version.encode())
     return version
 
