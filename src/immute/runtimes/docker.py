@@ -240,12 +240,9 @@ class DockerRuntime:
                 since=position.since(stream),
             )
             entries = map(parse_line, raw.decode(errors="replace").splitlines())
-            for at_ns, text in position.fresh(stream, entries):
-                if len(lines) >= limit:
-                    truncated = True
-                    break
-                position.advance(stream, at_ns)
-                lines.append(LogLine(instance_id, stream, text, at=at_ns / 1e9))
+            truncated |= position.take(
+                stream, entries, instance_id=instance_id, lines=lines, limit=limit
+            )
         if not final:
             self._follow(container, instance_id, position)
         return LogBatch(tuple(lines), position.render(), complete=final and not truncated)

@@ -95,11 +95,9 @@ class LogFollow:
         lines: list[LogLine] = []
         with self._lock:
             for stream, pipe in self._pipes.items():
-                for at_ns, text in position.fresh(stream, pipe.entries):
-                    if len(lines) >= limit:
-                        break
-                    position.advance(stream, at_ns)
-                    lines.append(LogLine(self.instance_id, stream, text, at=at_ns / 1e9))
+                position.take(
+                    stream, pipe.entries, instance_id=self.instance_id, lines=lines, limit=limit
+                )
                 # What is older than the position's last stamp can never be fresh again.
                 last = position.positions.get(stream, (0, 0))[0]
                 keep = next((i for i, (at, _) in enumerate(pipe.entries) if at >= last), None)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from immute.core.instances import LogLine, LogStream
 from immute.errors import InstanceError
 
 # A float carries about 16 significant digits: ask from a little earlier and
@@ -72,6 +73,24 @@ class LogCursor:
                 if seen_at_last <= count:
                     continue
             yield stamp, text
+
+    def take(
+        self,
+        stream: LogStream,
+        entries: Iterable[tuple[int, str]],
+        *,
+        instance_id: str,
+        lines: list[LogLine],
+        limit: int,
+    ) -> bool:
+        """Append the :meth:`fresh` entries to ``lines``, advancing past each, until
+        ``lines`` holds ``limit``; True when fresh entries were left over."""
+        for at_ns, text in self.fresh(stream, entries):
+            if len(lines) >= limit:
+                return True
+            self.advance(stream, at_ns)
+            lines.append(LogLine(instance_id, stream, text, at=at_ns / 1e9))
+        return False
 
     def advance(self, stream: str, stamp: int) -> None:
         last, count = self.positions.get(stream, (0, 0))
