@@ -75,15 +75,9 @@ def _build(
     progress: Callable[[str], None],
     engine: StackEngine | None,
 ) -> BuildResult:
-    revision, commit_time = _git_head(inputs)
-    epoch = _epoch(commit_time)
-    stack = resolve_stack(store, inputs, engine=engine, epoch=epoch, progress=progress)
+    revision, epoch, stack = _stack_at_head(store, inputs, engine=engine, progress=progress)
     progress(f"stack {stack.digest or inputs.stack}: {len(stack.layers)} base layer(s)")
-    python = None
-    if stack.manifest is not None and inputs.dependency_files:
-        from immute.images.base_python import base_python  # reads tar layers: not for host
-
-        python = base_python(store, stack.manifest)
+    python = _python_of(store, stack) if inputs.dependency_files else None
     ours = _our_layers(store, inputs, epoch=epoch, progress=progress, python=python)
     with_deps = any(r.role == "dependencies" for r in ours)
     config = image_config(
@@ -125,14 +119,31 @@ def stack_python(
     """The Python of the stack ``inputs`` names (taken into the store as a build
     would); None on the host stack."""
     with store.writing():
-        _, commit_time = _git_head(inputs)
-        epoch = _epoch(commit_time)
-        stack = resolve_stack(store, inputs, engine=engine, epoch=epoch, progress=progress)
-        if stack.manifest is None:
-            return None
-        from immute.images.base_python import base_python
+        _, _, stack = _stack_at_head(store, inputs, engine=engine, progress=progress)
+        return _python_of(store, stack)
 
-        return base_python(store, stack.manifest)
+
+def _stack_at_head(
+    store: ImageStore,
+    inputs: BuildInputs,
+    *,
+    engine: StackEngine | None,
+    progress: Callable[[str], None],
+) -> tuple[str | None, int, Stack]:
+    """(source revision, build epoch, the stack resolved into the store)."""
+    revision, commit_time = _git_head(inputs)
+    epoch = _epoch(commit_time)
+    stack = resolve_stack(store, inputs, engine=engine, epoch=epoch, progress=progress)
+    return revision, epoch, stack
+
+
+def _python_of(store: ImageStore, stack: Stack) -> BasePython | None:
+    """The stack's Python; None on the host stack."""
+    if stack.manifest is None:
+        return None
+    from immute.images.base_python import base_python  # reads tar layers: not for host
+
+    return base_python(store, stack.manifest)
 
 
 def _stack_reports(stack: Stack) -> list[LayerReport]:
