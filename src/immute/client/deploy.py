@@ -127,7 +127,7 @@ def deploy(
     secrets = collect_secrets(loaded)
     refuse_if_locked(file, loaded.spec.app)
     built = build_image(
-        file, destination, offline=offline, wheelhouse=None, progress=progress, runtime=runtime
+        file, destination, offline=offline, wheelhouse=None, progress=progress, loaded=loaded
     )
     client = agent_for(file)
     client.ensure_running()

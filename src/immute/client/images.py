@@ -10,12 +10,13 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from immute.client.specfile import state_dir
+from immute.client.specfile import spec_paths, state_dir
 from immute.errors import NotFoundError, UsageError
 from immute.images.store import ImageStore, StoredImage
 
 if TYPE_CHECKING:
     from immute.core.release import Release
+    from immute.core.spec_loading import LoadedSpec
     from immute.images.inputs import BuildInputs, BuildResult
     from immute.images.prune import PruneReport
     from immute.images.stacks import StackEngine
@@ -44,11 +45,17 @@ def build_image(
     wheelhouse: str | None,
     progress: Callable[[str], None],
     runtime: str | None = None,
+    loaded: LoadedSpec | None = None,
 ) -> BuildResult:
-    from immute.client.build_inputs import inputs_from_fields, load_build_fields
+    """Build the spec's image; ``loaded`` is the spec when the caller has just
+    validated it (a deploy), so it is not read and validated again."""
+    from immute.client.build_inputs import fields_from_spec, inputs_from_fields, load_build_fields
     from immute.images.builder import build
 
-    fields = load_build_fields(file, destination, runtime=runtime)
+    if loaded is not None:
+        fields = fields_from_spec(loaded, spec_paths(file, destination)[0])
+    else:
+        fields = load_build_fields(file, destination, runtime=runtime)
     house = wheelhouse_path(file, wheelhouse)
     inputs = inputs_from_fields(fields, offline=offline, wheelhouse=house)
     with _engine(file, inputs) as engine:
