@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.immute-installed
+# Installing compiles the router's hot path (setup.py), so a change there reinstalls.
+COMPILED := $(wildcard src/immute/proxy/*.py)
 
 .PHONY: test lint typecheck layers unit clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check setup.py src tests bench examples
+	$(BIN)/ruff format --check setup.py src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -27,7 +29,8 @@ unit: $(STAMP)
 test: lint typecheck layers unit
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
+	find src -name '*.so' -delete
 
 .PHONY: docs
 docs: $(STAMP)

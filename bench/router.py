@@ -3,9 +3,11 @@
 Run: .venv/bin/python bench/router.py [--duration 6] [--rounds 5] [--storm 20]
 
 Starts one fast backend (tests/router/router_backend.py) on 127.0.0.1, then measures
-with wrk (-t2 -c64, keep-alive): the backend directly, through immute's router,
-and through HAProxy 2.6 configured equivalently (one thread, keep-alive to the
-backend, X-Forwarded-For/-Proto/-Host and an X-Request-Id on both sides).
+with wrk (-t2 -c64, keep-alive): the backend directly, through immute's router
+as installed (its hot path compiled with mypyc where a compiler was at hand, see
+setup.py), through HAProxy 2.6 configured equivalently (one thread, keep-alive to
+the backend, X-Forwarded-For/-Proto/-Host and an X-Request-Id on both sides),
+and through immute's router run as plain Python from a copy of the same source.
 Runs alternate for --rounds rounds; the table shows each path's median, and the
 ratios are medians of per-round ratios (each immute run against the HAProxy run
 right after it), since the machine is shared and its load drifts. Then a swap
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.machinery
 import os
 import re
 import shutil
@@ -32,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
+import immute
+import immute.proxy.exchange
 from immute.admin_socket import call
 from immute.core.routes import Route, Target, route_to_json
 
@@ -131,14 +136,35 @@ def wrk(url: str, *, duration: int, connections: int = 64, threads: int = 2) -> 
     )
 
 
-def start(argv: list[str], *, ready: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+def start(
+    argv: list[str], *, ready: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     assert process.stdout is not None
     line = process.stdout.readline().decode()
     if ready not in line:
         process.kill()
         sys.exit(f"{argv[0]} did not start: {line!r}")
     return process
+
+
+LABELS = {"plain": "immute-py"}  # the plain-Python router's row
+
+
+def compiled() -> bool:
+    """Whether the installed router's hot path is a mypyc build (setup.py)."""
+    path = immute.proxy.exchange.__file__ or ""
+    return path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+def plain_copy(tmp: Path) -> dict[str, str]:
+    """An environment that runs immute from a copy of its source without the
+    compiled modules: the same router, interpreted."""
+    source = Path(immute.__file__).parent
+    shutil.copytree(
+        source, tmp / "plain" / "immute", ignore=shutil.ignore_patterns("*.so", "__pycache__")
+    )
+    return {**os.environ, "PYTHONPATH": str(tmp / "plain")}
 
 
 def set_targets(admin: Path, addresses: list[str]) -> None:
@@ -169,20 +195,29 @@ def main() -> None:
     python = sys.executable
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        ports = {name: free_port() for name in ("backend", "spare", "immute", "haproxy")}
+        names = ("backend", "spare", "immute", "haproxy", "plain")
+        ports = {name: free_port() for name in names}
         for name in ("backend", "spare"):
             argv = [python, str(BACKEND), "--port", str(ports[name]), "--name", name]
             procs.append(start(argv, ready="ready"))
-        admin = tmp / "admin.sock"
-        router_argv = [python, "-m", "immute.proxy", "--listen", f"127.0.0.1:{ports['immute']}"]
-        procs.append(start([*router_argv, "--admin", str(admin)], ready="listening"))
         backend = f"127.0.0.1:{ports['backend']}"
-        set_targets(admin, [backend])
+        pids: dict[str, int] = {}
+        routers = {"immute": None, "plain": plain_copy(tmp)} if compiled() else {"immute": None}
+        for name, env in routers.items():
+            admin = tmp / f"{name}.sock"
+            argv = [python, "-m", "immute.proxy", "--listen", f"127.0.0.1:{ports[name]}"]
+            procs.append(start([*argv, "--admin", str(admin)], ready="listening", env=env))
+            pids[LABELS.get(name, name)] = procs[-1].pid
+            set_targets(admin, [backend])
         cfg = tmp / "haproxy.cfg"
         cfg.write_text(HAPROXY_CFG.format(port=ports["haproxy"], backend=ports["backend"]))
         procs.append(subprocess.Popen([find("haproxy") or "haproxy", "-f", str(cfg)]))
+        pids["haproxy"] = procs[-1].pid
         time.sleep(1.0)
-        report(ports, args, pids={"immute": procs[2].pid, "haproxy": procs[3].pid})
+        if not compiled():
+            print("immute's router is plain Python in this install (see setup.py)")
+        report(ports, args, pids=pids)
+        admin = tmp / "immute.sock"
         print_storm(admin, ports, backend, args.storm)
     finally:
         for process in procs:
@@ -192,10 +227,11 @@ def main() -> None:
 
 
 def report(ports: dict[str, int], args: argparse.Namespace, *, pids: dict[str, int]) -> None:
-    urls = {
-        name: f"http://127.0.0.1:{ports[key]}/"
-        for name, key in (("direct", "backend"), ("immute", "immute"), ("haproxy", "haproxy"))
-    }
+    # Each immute run comes right before the HAProxy run it is compared with.
+    paths = [("direct", "backend"), ("immute", "immute"), ("haproxy", "haproxy")]
+    if "immute-py" in pids:
+        paths.append(("immute-py", "plain"))
+    urls = {name: f"http://127.0.0.1:{ports[key]}/" for name, key in paths}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
     for _ in range(args.rounds):
         for name, url in urls.items():
@@ -237,6 +273,14 @@ def report(ports: dict[str, int], args: argparse.Namespace, *, pids: dict[str, i
     )
     if cpu_ratios:
         print(f"immute/haproxy CPU per request {median(cpu_ratios):.2f}x")
+    if "immute-py" in runs:
+        plain = list(zip(runs["immute"], runs["immute-py"], runs["haproxy"], strict=True))
+        print(
+            "immute as plain Python: throughput "
+            f"{median([p.rps / h.rps for _, p, h in plain]):.2f}x HAProxy's; "
+            "compiled/plain CPU per request "
+            f"{median([i.cpu_us / p.cpu_us for i, p, _ in plain if p.cpu_us]):.2f}x"
+        )
 
 
 def print_storm(admin: Path, ports: dict[str, int], backend: str, seconds: int) -> None:

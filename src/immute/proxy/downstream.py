@@ -25,7 +25,11 @@ class HeadTooLarge(Exception):
     """The request head passed the size or count limit."""
 
 
-class ClientConn(asyncio.Protocol):
+class ClientConn:
+    """asyncio's protocol for one client connection. Not a subclass of
+    `asyncio.Protocol`, so that mypyc compiles it as a native class (see
+    setup.py): event loops only call its methods."""
+
     def __init__(self, router: Router) -> None:
         self.router = router
         self.config = router.config
@@ -80,6 +84,9 @@ class ClientConn(asyncio.Protocol):
             self.reject(431 if too_large else 400)
         except httptools.HttpParserError:
             self.reject(400)
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from immute.core.routes import RouteTable
 from immute.proxy.config import ProxyConfig
@@ -70,10 +70,12 @@ class Router:
     async def connect(self, target: LiveTarget) -> UpstreamConn:
         loop = asyncio.get_running_loop()
         _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: UpstreamConn(target), target.host, target.port),
+            loop.create_connection(
+                lambda: cast(asyncio.Protocol, UpstreamConn(target)), target.host, target.port
+            ),
             self.config.connect_timeout,
         )
-        return conn
+        return cast(UpstreamConn, conn)
 
     def pool_return(self, conn: UpstreamConn) -> None:
         target = conn.target

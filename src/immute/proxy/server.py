@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -75,7 +76,9 @@ class RouterProcess:
                 self.listeners.append(tcp_listener(self.config.metrics))
             self.restore(load_table(self.config.state))
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: ClientConn(self.router), sock=self.listeners[0])
+        server = await loop.create_server(
+            lambda: cast(asyncio.Protocol, ClientConn(self.router)), sock=self.listeners[0]
+        )
         self.servers.append(server)
         if len(self.listeners) > 1:
             self.control.append(await start_control_server(self._metrics, sock=self.listeners[1]))

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from immute.proxy.tunnel import Tunnel
 
 
-class UpstreamConn(asyncio.Protocol):
-    """Parses responses with httptools and hands each part to the attached exchange."""
+class UpstreamConn:
+    """Parses responses with httptools and hands each part to the attached exchange.
+    A plain class, not an `asyncio.Protocol`, for mypyc (like `ClientConn`)."""
 
     def __init__(self, target: LiveTarget) -> None:
         self.target = target
@@ -98,6 +99,9 @@ class UpstreamConn(asyncio.Protocol):
                 self.parser = httptools.HttpResponseParser(self)
             self.exchange = None
             exchange.response_complete(self, keep_alive=self._keep_alive)
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself; connection_lost decides
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
