@@ -4,12 +4,13 @@ processes, the real router and a load generator counting every failed request.""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from deploy.support import App, live_processes
+from deploy.support import App, free_port, live_processes
 from loadgen import Load
 
 pytestmark = pytest.mark.slow
@@ -182,6 +183,26 @@ def test_killing_the_agent_loses_no_request_and_the_deploy_resumes(app: App) -> 
     assert [i["release"] for i in status["instances"] if i["state"] == "ready"] == ["v2"] * 3
     assert all(i["running"] for i in status["instances"])
     assert releases(app)["v2"] == "active"
+
+
+def test_a_new_router_listen_address_applies_on_the_next_deploy(app: App) -> None:
+    app.run("deploy")
+    old_port, app.port = app.port, free_port()
+    app.spec["router"]["listen"] = f"127.0.0.1:{app.port}"
+    app.spec["router"]["hold"] = "3s"
+    app.write_spec()
+    app.greet("Hello, v2")
+    shown = app.run("deploy").stdout
+    assert f"listen 127.0.0.1:{old_port} -> 127.0.0.1:{app.port}, hold 10s -> 3s" in shown
+    assert app.get() == (200, "v2")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the old router process finishes, then exits
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", old_port)) != 0:
+                break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the old address 127.0.0.1:{old_port} still accepts")
 
 
 def test_down_leaves_nothing_running(app: App) -> None:

@@ -100,6 +100,28 @@ async def test_new_router_process_takes_over_under_load(procs: Procs) -> None:
     assert load.failures == []
 
 
+async def test_new_router_process_with_another_listen_address_moves_there(procs: Procs) -> None:
+    """The listen address moves; the metrics listener, not named again, is handed over."""
+    backend = procs.backend("app")
+    metrics = free_port()
+    old = procs.router("--metrics", f"127.0.0.1:{metrics}")
+    await old.api.set_targets("web", [backend.target()])
+    new = await asyncio.to_thread(procs.router, admin=old.admin)
+    assert new.port != old.port
+    assert await asyncio.to_thread(old.process.wait, 60) == 0
+    client = KeepAliveClient("127.0.0.1", new.port)
+    assert await client.request("GET", "/") == (200, b"app")
+    await client.close()
+    scraped = KeepAliveClient("127.0.0.1", metrics)
+    status, body = await scraped.request("GET", "/metrics")
+    await scraped.close()
+    assert status == 200 and b'immute_router_requests_total{release="app"' in body
+    state = await new.api.status()
+    assert state["listen"] == f"127.0.0.1:{new.port}"
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", old.port)
+
+
 def test_cli_set_status_and_drain(procs: Procs, tmp_path: Path) -> None:
     backend = procs.backend("app")
     router = procs.router()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from immute.agent.canary import CanaryJudge
 from immute.agent.deploys import ABORT_STRATEGY, Deploy, Emit, Executor
@@ -28,6 +28,7 @@ from immute.agent.releases import ReleaseContext
 from immute.agent.runtime_set import RuntimeSet
 from immute.agent.secret_values import SecretValues
 from immute.core.release import Release, ReleaseStatus
+from immute.core.routes import split_address
 from immute.core.spec import Spec
 from immute.errors import AgentError, DeployError, ImmuteError, NotFoundError
 from immute.images.prune import prune as prune_images
@@ -121,11 +122,29 @@ class Agent:
     def active(self, app: str) -> Release | None:
         return next((r for r in self.store.releases.all(app) if r.status == "active"), None)
 
-    async def ensure_router(self, spec: Spec) -> None:
-        """Start the router unless one already serves our admin socket."""
-        with contextlib.suppress(ImmuteError):
-            await self.router.status()
-            return
+    async def ensure_router(self, spec: Spec, emit: Emit | None = None) -> None:
+        """Start the router unless one already serves our admin socket as the spec
+        says. One listening elsewhere, or holding requests for another time, is
+        replaced by a new process that takes over its route table and in-flight
+        work (a handover: no request lost) and listens where the spec says."""
+        try:
+            state = await self.router.status()
+        except ImmuteError:
+            state = None
+        if state is not None:
+            changes = router_changes(state, spec)
+            if not changes:
+                return
+            others = sorted(set(cast(dict[str, object], state["services"])) - app_services(spec))
+            if others:
+                raise DeployError(
+                    f"router: cannot change {', '.join(changes)}: the router also serves "
+                    f"{', '.join(others)}; remove those services first"
+                )
+            message = f"router: {', '.join(changes)} (a new router process takes over)"
+            log.info("%s", message)
+            if emit is not None:
+                emit(message)
         self.metrics_address = f"127.0.0.1:{free_port()}"
         process = await asyncio.to_thread(
             start_router,
@@ -230,7 +249,7 @@ class Agent:
         executor = self.executor()
         started = time.monotonic()
         try:
-            await self.ensure_router(deploy.target.spec)
+            await self.ensure_router(deploy.target.spec, deploy.emit)
             if deploy.kind == "restart":
                 await executor.replace_all(deploy)
             else:
@@ -350,7 +369,10 @@ class Agent:
             self.store.releases.get(app, running_deploy.release) if running_deploy else None
         )
         if spec_release is not None:
-            await self.ensure_router(self.context(spec_release).spec)
+            try:
+                await self.ensure_router(self.context(spec_release).spec)
+            except DeployError as exc:
+                log.warning("%s", exc)  # the router keeps serving as it is
         instances = self.instances()
         running = await instances.observed_running()
         records = instances.records()
@@ -445,3 +467,20 @@ class Agent:
 
 def _quiet(text: str, kind: str = "step") -> None:
     log.info("supervisor: %s", text)
+
+
+def router_changes(state: dict[str, object], spec: Spec) -> list[str]:
+    """How the running router (its admin state) differs from what the spec asks."""
+    changes = []
+    running = str(state.get("listen", ""))
+    if running and split_address(running) != split_address(spec.router.listen):
+        changes.append(f"listen {running} -> {spec.router.listen}")
+    hold = state.get("hold_timeout")
+    if isinstance(hold, int | float) and hold != spec.router.hold / 1000:
+        changes.append(f"hold {hold:g}s -> {spec.router.hold / 1000:g}s")
+    return changes
+
+
+def app_services(spec: Spec) -> set[str]:
+    """The router services an app's processes can have (see Instances.service)."""
+    return {f"{spec.app}-{process}" for process in spec.processes}

@@ -216,7 +216,12 @@ class Retain(Model):
 
 
 class Router(Model):
-    listen: str = Field("127.0.0.1:8080", description="Address the router listens on, HOST:PORT.")
+    listen: str = Field(
+        "127.0.0.1:8080",
+        description="Address the router listens on, HOST:PORT. A change (like one of `hold`) "
+        "applies at the next deploy: a new router process takes over the routes while the "
+        "old one finishes its in-flight requests.",
+    )
     hold: Duration = Field(
         10_000, description="How long a request waits for a ready instance before a 503."
     )

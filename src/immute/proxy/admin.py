@@ -148,7 +148,10 @@ def state(router: Router) -> dict[str, object]:
             "hold_timeouts": service.hold_timeouts,
         }
     stats = router.stats
+    host, port = router.config.listen
     return {
+        "listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "hold_timeout": router.config.hold_timeout,
         "services": services,
         "connections": len(router.clients),
         "requests": stats.requests,

@@ -25,6 +25,7 @@ from immute.proxy.router import Router
 from immute.proxy.sockets import (
     DONE,
     TAKEOVER,
+    listener_at,
     request_takeover,
     send_listeners,
     tcp_listener,
@@ -68,7 +69,7 @@ class RouterProcess:
         handover_conn = None
         if inherited is not None:
             handover_conn, got = inherited
-            self.listeners = got.listeners
+            self.listeners = self._listeners_from(got.listeners)
             self.restore(table_from_json(got.state["table"], where="handover"))
         else:
             self.listeners = [tcp_listener(self.config.listen)]
@@ -81,11 +82,27 @@ class RouterProcess:
         )
         self.servers.append(server)
         if len(self.listeners) > 1:
-            self.control.append(await start_control_server(self._metrics, sock=self.listeners[1]))
+            # With the proxy's servers, not the control ones: a handover closes those
+            # first, and the metrics listener must still be open to be handed over.
+            self.servers.append(await start_control_server(self._metrics, sock=self.listeners[1]))
         await self._start_control()
         if handover_conn is not None:
             handover_conn.sendall(DONE)
             handover_conn.close()
+
+    def _listeners_from(self, inherited: list[socket.socket]) -> list[socket.socket]:
+        """The old process's listeners, except where this one was given another
+        address (`--listen`, `--metrics`): that address is bound instead, and the old
+        one is left to the old process, which stops accepting on it when it exits."""
+        listeners = [listener_at(inherited[0], self.config.listen)]
+        metrics = self.config.metrics
+        if len(inherited) > 1:
+            listeners.append(
+                inherited[1] if metrics is None else listener_at(inherited[1], metrics)
+            )
+        elif metrics is not None:
+            listeners.append(tcp_listener(metrics))
+        return listeners
 
     async def _start_control(self) -> None:
         admin_sock = unix_listener(self.config.admin)

@@ -35,6 +35,20 @@ def tcp_listener(address: tuple[str, int], *, backlog: int = 1024) -> socket.soc
     return sock
 
 
+def listener_at(inherited: socket.socket, address: tuple[str, int]) -> socket.socket:
+    """`inherited` if it already listens on `address`, else a new listener there
+    (the inherited one is closed: the old process keeps its own until it exits)."""
+    try:
+        infos = socket.getaddrinfo(*address, inherited.family, socket.SOCK_STREAM)
+    except socket.gaierror:
+        infos = []
+    if any(info[4][:2] == inherited.getsockname()[:2] for info in infos):
+        return inherited
+    fresh = tcp_listener(address)
+    inherited.close()
+    return fresh
+
+
 def unix_listener(path: Path) -> socket.socket:
     """Bind with mode 0600 under a temporary name, then rename over `path` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
