@@ -184,6 +184,44 @@ def test_a_new_runtime_readopts_live_instances_and_reports_dead_ones(
     assert asyncio.run(restarted.observe())[1].exit_code == 0
 
 
+def test_two_state_directories_run_the_same_instance_id_apart(
+    runtime_name: str, runtime: Runtime, tmp_path: Path, make_spec: MakeSpec
+) -> None:
+    """Two deployments of one app on one machine (say staging and production)
+    share instance ids; each runtime sees, reads and stops only its own."""
+    other = load_runtime(runtime_name, state_dir=tmp_path / "other-state")
+    mine, theirs = make_spec("web-1"), make_spec("web-1")
+    try:
+        asyncio.run(runtime.start(mine))
+        asyncio.run(other.start(theirs))
+        for spec in (mine, theirs):
+            wait_for_http(spec.port)
+        asyncio.run(other.stop("web-1"))
+        assert by_id(other)["web-1"].state is InstanceState.EXITED
+        assert by_id(runtime)["web-1"].state is InstanceState.RUNNING
+        wait_for_http(mine.port)
+    finally:
+        asyncio.run(stop_everything(other))
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("runtime_name", ["docker"])
+def test_docker_still_finds_a_container_under_the_name_earlier_versions_gave(
+    runtime: Runtime, make_spec: MakeSpec
+) -> None:
+    docker_kit.require_engine()
+    from immute.runtimes.docker import DockerRuntime
+
+    assert isinstance(runtime, DockerRuntime)
+    spec = make_spec("web-1")
+    info = asyncio.run(runtime.start(spec))
+    wait_for_http(spec.port)
+    runtime.client.containers.get(info.handle).rename("immute-web-1")
+    asyncio.run(runtime.stop("web-1"))
+    assert by_id(runtime)["web-1"].state is InstanceState.EXITED
+    assert "got SIGTERM" in [line.text for line in all_lines(runtime, "web-1")]
+
+
 def test_logs_are_captured_by_stream_and_read_once_with_cursors(
     runtime: Runtime, make_spec: MakeSpec
 ) -> None:

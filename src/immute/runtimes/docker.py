@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import math
 import os
 import re
@@ -113,13 +114,16 @@ class DockerRuntime:
         from docker.errors import NotFound
 
         _check_id(instance_id)
-        try:
-            container = self.client.containers.get(container_name(instance_id))
-        except NotFound:
-            return None
-        if container.labels.get(STATE_LABEL) != str(self.state_dir):
-            return None
-        return container
+        # Under its name, or under the one earlier immute versions gave (without the
+        # state directory's tag), so that containers they started are still found.
+        for name in (container_name(self.state_dir, instance_id), f"immute-{instance_id}"):
+            try:
+                container = self.client.containers.get(name)
+            except NotFound:
+                continue
+            if container.labels.get(STATE_LABEL) == str(self.state_dir):
+                return container
+        return None
 
     async def start(self, spec: InstanceSpec) -> InstanceInfo:
         _check_id(spec.instance_id)
@@ -323,8 +327,11 @@ def engine_errors() -> Iterator[None]:
         raise EngineError(f"the Docker engine stopped answering: {_first_line(exc)}") from None
 
 
-def container_name(instance_id: str) -> str:
-    return f"immute-{instance_id}"
+def container_name(state_dir: Path, instance_id: str) -> str:
+    """Names are global on an engine: a tag of the state directory keeps two
+    deployments of one app (two state directories, same instance ids) apart."""
+    tag = hashlib.sha256(str(state_dir).encode()).hexdigest()[:8]
+    return f"immute-{tag}-{instance_id}"
 
 
 def _check_id(instance_id: str) -> None:
@@ -361,7 +368,7 @@ def _run_options(spec: InstanceSpec, runtime: DockerRuntime) -> dict[str, Any]:
         for m in spec.mounts
     ]
     options: dict[str, Any] = {
-        "name": container_name(spec.instance_id),
+        "name": container_name(runtime.state_dir, spec.instance_id),
         "entrypoint": list(spec.argv[:1]),
         "command": list(spec.argv[1:]),
         "working_dir": spec.workdir,
