@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.machinery
 import os
 import re
 import shutil
@@ -35,8 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-import immute
-import immute.proxy.exchange
+from compiled_router import compiled, plain_env
 from immute.admin_socket import call
 from immute.core.routes import Route, Target, route_to_json
 
@@ -151,22 +149,6 @@ def start(
 LABELS = {"plain": "immute-py"}  # the plain-Python router's row
 
 
-def compiled() -> bool:
-    """Whether the installed router's hot path is a mypyc build (setup.py)."""
-    path = immute.proxy.exchange.__file__ or ""
-    return path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
-
-
-def plain_copy(tmp: Path) -> dict[str, str]:
-    """An environment that runs immute from a copy of its source without the
-    compiled modules: the same router, interpreted."""
-    source = Path(immute.__file__).parent
-    shutil.copytree(
-        source, tmp / "plain" / "immute", ignore=shutil.ignore_patterns("*.so", "__pycache__")
-    )
-    return {**os.environ, "PYTHONPATH": str(tmp / "plain")}
-
-
 def set_targets(admin: Path, addresses: list[str]) -> None:
     targets = tuple(Target(a, release=f"r{i}") for i, a in enumerate(addresses))
     body = route_to_json(Route(service="web", targets=targets))
@@ -202,7 +184,7 @@ def main() -> None:
             procs.append(start(argv, ready="ready"))
         backend = f"127.0.0.1:{ports['backend']}"
         pids: dict[str, int] = {}
-        routers = {"immute": None, "plain": plain_copy(tmp)} if compiled() else {"immute": None}
+        routers = {"immute": None, "plain": plain_env(tmp)} if compiled() else {"immute": None}
         for name, env in routers.items():
             admin = tmp / f"{name}.sock"
             argv = [python, "-m", "immute.proxy", "--listen", f"127.0.0.1:{ports[name]}"]

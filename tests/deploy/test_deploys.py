@@ -185,24 +185,69 @@ def test_killing_the_agent_loses_no_request_and_the_deploy_resumes(app: App) -> 
     assert releases(app)["v2"] == "active"
 
 
+def refuses(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_refused(port: int) -> None:
+    """Wait until nothing accepts on `port` (an old router finishes, then exits)."""
+    deadline = time.monotonic() + 30
+    while not refuses(port):
+        assert time.monotonic() < deadline, f"127.0.0.1:{port} still accepts"
+        time.sleep(0.1)
+
+
+def move_router(app: App, **router: str) -> int:
+    """Point the spec's router at a new port (and other settings); the old port."""
+    old_port, app.port = app.port, free_port()
+    app.spec["router"].update(listen=f"127.0.0.1:{app.port}", **router)
+    app.write_spec()
+    return old_port
+
+
 def test_a_new_router_listen_address_applies_on_the_next_deploy(app: App) -> None:
     app.run("deploy")
-    old_port, app.port = app.port, free_port()
-    app.spec["router"]["listen"] = f"127.0.0.1:{app.port}"
-    app.spec["router"]["hold"] = "3s"
+    old_port = move_router(app, hold="3s")
+    # Canary analysis reads the new router's metrics: it must follow the move.
+    app.spec["strategy"] = {
+        "type": "canary",
+        "steps": [{"weight": "50%", "pause": "1s"}],
+        "analysis": {"max_error_rate": "5%", "min_requests": 1},
+    }
     app.write_spec()
     app.greet("Hello, v2")
-    shown = app.run("deploy").stdout
+    with Load(app.port, connections=2):
+        shown = app.run("deploy").stdout
     assert f"listen 127.0.0.1:{old_port} -> 127.0.0.1:{app.port}, hold 10s -> 3s" in shown
     assert app.get() == (200, "v2")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # the old router process finishes, then exits
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", old_port)) != 0:
-                break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"the old address 127.0.0.1:{old_port} still accepts")
+    wait_refused(old_port)
+
+
+def test_a_failed_deploy_puts_the_router_back_where_the_previous_release_had_it(
+    app: App,
+) -> None:
+    app.run("deploy")
+    old_port = move_router(app)
+    broken = (app.dir / "app.py").read_text().replace("GREETING = ", "raise SystemExit(1)\n", 1)
+    (app.dir / "app.py").write_text(broken)
+    assert app.run("deploy", check=False).returncode == 1
+    new_port, app.port = app.port, old_port
+    assert app.get() == (200, "v1")
+    wait_refused(new_port)
+
+
+def test_a_new_host_on_the_same_port_is_refused_with_what_to_do(app: App) -> None:
+    app.run("deploy")
+    app.spec["router"]["listen"] = f"localhost:{app.port}"  # the same socket: fine
+    app.write_spec()
+    assert "router:" not in app.run("deploy").stdout
+    app.spec["router"]["listen"] = f"127.0.0.2:{app.port}"  # refused before binding anything
+    app.write_spec()
+    failed = app.run("deploy", check=False)
+    assert failed.returncode == 1
+    assert "keeps the port, which cannot be handed over" in failed.stdout
+    assert app.get() == (200, "v2")
 
 
 def test_down_leaves_nothing_running(app: App) -> None:

@@ -4,9 +4,8 @@ the same modules still run as plain Python where it cannot."""
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
 import os
-import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -15,22 +14,25 @@ from router_helpers import KeepAliveClient, Procs
 
 import immute
 
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from compiled_router import EXTENSIONS, RUNTIME, plain_env  # noqa: E402
+
 SOURCE = Path(immute.__file__).parent
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 COMPILED = tomllib.loads(PYPROJECT.read_text())["tool"]["immute"]["compiled"]
-EXTENSIONS = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-RUNTIME = "immute_proxy__mypyc"  # setup.py's group: the compiled modules' shared code
-
-
-def module_file(path: str) -> Path:
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    assert module.__file__ is not None
-    return Path(module.__file__)
 
 
 def compiled_files() -> dict[str, Path]:
-    files = {path: module_file(path) for path in COMPILED}
-    return {path: file for path, file in files.items() if file.name.endswith(EXTENSIONS)}
+    """The listed modules that are extension modules in this install, and their files."""
+    files = {}
+    for path in COMPILED:
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        if module.__file__ is not None and module.__file__.endswith(EXTENSIONS):
+            files[path] = Path(module.__file__)
+    return files
 
 
 def test_hot_path_is_compiled_when_asked() -> None:
@@ -61,11 +63,9 @@ def mapped(pid: int) -> str:
 async def test_plain_python_router_proxies_like_the_compiled_one(
     procs: Procs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plain = tmp_path / "plain"
-    shutil.copytree(SOURCE, plain / "immute", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     backend = procs.backend("app")
     compiled_router = procs.router(admin=tmp_path / "compiled.sock")
-    monkeypatch.setenv("PYTHONPATH", str(plain))
+    monkeypatch.setenv("PYTHONPATH", plain_env(tmp_path)["PYTHONPATH"])
     plain_router = procs.router(admin=tmp_path / "plain.sock")
     assert RUNTIME not in mapped(plain_router.process.pid)
     if compiled_files():

@@ -14,11 +14,12 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from immute.agent.canary import CanaryJudge
 from immute.agent.deploys import ABORT_STRATEGY, Deploy, Emit, Executor
@@ -135,26 +136,21 @@ class Agent:
             changes = router_changes(state, spec)
             if not changes:
                 return
-            others = sorted(set(cast(dict[str, object], state["services"])) - app_services(spec))
-            if others:
-                raise DeployError(
-                    f"router: cannot change {', '.join(changes)}: the router also serves "
-                    f"{', '.join(others)}; remove those services first"
-                )
             message = f"router: {', '.join(changes)} (a new router process takes over)"
             log.info("%s", message)
             if emit is not None:
                 emit(message)
-        self.metrics_address = f"127.0.0.1:{free_port()}"
+        metrics = f"127.0.0.1:{free_port()}"
         process = await asyncio.to_thread(
             start_router,
             listen=spec.router.listen,
             admin=self.state_dir / ROUTER_SOCKET,
-            metrics=self.metrics_address,
+            metrics=metrics,
             log=self.state_dir / "router.log",
             extra=["--hold-timeout", str(spec.router.hold / 1000)],
         )
         (self.state_dir / "router.pid").write_text(f"{process.pid}\n")
+        self.metrics_address = metrics
         self._remember_metrics()
 
     async def stop_router(self) -> None:
@@ -246,10 +242,10 @@ class Agent:
     async def _carry_out_alone(
         self, deploy: Deploy, app: str, target: Release, previous: Release | None
     ) -> None:
-        executor = self.executor()
         started = time.monotonic()
         try:
             await self.ensure_router(deploy.target.spec, deploy.emit)
+            executor = self.executor()  # after: its canary judge reads the router's metrics
             if deploy.kind == "restart":
                 await executor.replace_all(deploy)
             else:
@@ -334,6 +330,7 @@ class Agent:
         try:
             if way_back is not None:
                 deploy.emit(f"returning all traffic to {way_back.name}", "step")
+                await self.ensure_router(way_back.spec, deploy.emit)
                 back = Deploy(deploy.id, deploy.kind, way_back, None, deploy.emit)
                 await self.executor().converge(back, strategy=ABORT_STRATEGY, release_command=False)
             else:
@@ -365,14 +362,15 @@ class Agent:
             return
         active = self.active(app)
         running_deploy = self.store.journal.running(app)
-        spec_release = active or (
-            self.store.releases.get(app, running_deploy.release) if running_deploy else None
+        # The router as the deploy being resumed left it, else as the active release has it.
+        spec_release = (
+            self.store.releases.get(app, running_deploy.release) if running_deploy else active
         )
         if spec_release is not None:
             try:
                 await self.ensure_router(self.context(spec_release).spec)
-            except DeployError as exc:
-                log.warning("%s", exc)  # the router keeps serving as it is
+            except ImmuteError as exc:
+                log.warning("router: %s", exc)  # it keeps serving as it is
         instances = self.instances()
         running = await instances.observed_running()
         records = instances.records()
@@ -473,7 +471,13 @@ def router_changes(state: dict[str, object], spec: Spec) -> list[str]:
     """How the running router (its admin state) differs from what the spec asks."""
     changes = []
     running = str(state.get("listen", ""))
-    if running and split_address(running) != split_address(spec.router.listen):
+    if running and not _same_socket(running, spec.router.listen):
+        if split_address(running)[1] == split_address(spec.router.listen)[1]:
+            # Both addresses cannot be bound at once, so no handover can do it.
+            raise DeployError(
+                f"router.listen: {running} -> {spec.router.listen} keeps the port, which "
+                "cannot be handed over without refusing connections; run `immute down` first"
+            )
         changes.append(f"listen {running} -> {spec.router.listen}")
     hold = state.get("hold_timeout")
     if isinstance(hold, int | float) and hold != spec.router.hold / 1000:
@@ -481,6 +485,17 @@ def router_changes(state: dict[str, object], spec: Spec) -> list[str]:
     return changes
 
 
-def app_services(spec: Spec) -> set[str]:
-    """The router services an app's processes can have (see Instances.service)."""
-    return {f"{spec.app}-{process}" for process in spec.processes}
+def _same_socket(one: str, other: str) -> bool:
+    """Whether two HOST:PORT addresses name one listening socket (`localhost:80`
+    and `127.0.0.1:80` do)."""
+    if split_address(one) == split_address(other):
+        return True
+
+    def resolved(address: str) -> set[tuple[Any, ...]]:
+        try:
+            infos = socket.getaddrinfo(*split_address(address), type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            return set()
+        return {info[4][:2] for info in infos}
+
+    return bool(resolved(one) & resolved(other))

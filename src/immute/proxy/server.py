@@ -93,7 +93,8 @@ class RouterProcess:
     def _listeners_from(self, inherited: list[socket.socket]) -> list[socket.socket]:
         """The old process's listeners, except where this one was given another
         address (`--listen`, `--metrics`): that address is bound instead, and the old
-        one is left to the old process, which stops accepting on it when it exits."""
+        one stops accepting when the handover completes (the old process then closes
+        its servers). A listener not named again (no `--metrics`) is kept."""
         listeners = [listener_at(inherited[0], self.config.listen)]
         metrics = self.config.metrics
         if len(inherited) > 1:

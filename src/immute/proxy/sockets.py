@@ -37,7 +37,8 @@ def tcp_listener(address: tuple[str, int], *, backlog: int = 1024) -> socket.soc
 
 def listener_at(inherited: socket.socket, address: tuple[str, int]) -> socket.socket:
     """`inherited` if it already listens on `address`, else a new listener there
-    (the inherited one is closed: the old process keeps its own until it exits)."""
+    (the inherited one is closed here; the old process closes its own when the
+    handover completes)."""
     try:
         infos = socket.getaddrinfo(*address, inherited.family, socket.SOCK_STREAM)
     except socket.gaierror:

@@ -13,7 +13,7 @@ from typing import cast
 
 from immute.admin_socket import JSONObject, call
 from immute.core.routes import Route, Sticky, Target, route_to_json
-from immute.errors import RouterError
+from immute.errors import RouterError, failure_line
 from immute.routers.base import DrainResult
 
 
@@ -84,6 +84,7 @@ def start_router(
     """Start a router process in its own session, so it outlives its starter, and
     wait until it listens. If one already serves `admin`, the new one takes over."""
     argv = router_argv(listen=listen, admin=admin, metrics=metrics, extra=extra)
+    logged = log.stat().st_size if log is not None and log.exists() else 0
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
         process = subprocess.Popen(
@@ -99,5 +100,10 @@ def start_router(
     if not line.startswith(b"immute router listening") or time.monotonic() > deadline:
         process.kill()
         process.wait()
-        raise RouterError(f"the router did not start (see {log})" if log else "router failed")
+        if log is None:
+            raise RouterError("the router did not start")
+        with log.open("rb") as written:
+            written.seek(logged)
+            reason = failure_line(written.read().decode(errors="replace"))
+        raise RouterError(f"the router did not start: {reason} (see {log})")
     return process
