@@ -135,6 +135,9 @@ def test_cli_set_status_and_drain(procs: Procs, tmp_path: Path) -> None:
     assert shown.returncode == 0
     target = json.loads(shown.stdout)["services"]["default"]["targets"][0]
     assert (target["address"], target["weight"], target["release"]) == (backend.address, 5, "v2")
+    table = cli("status")
+    assert table.returncode == 0 and backend.address in table.stdout
+    assert f"listening on 127.0.0.1:{router.port}  hold 10.0s" in table.stdout
     bad = cli("set", "127.0.0.1:http")
     assert (
         bad.returncode == 2 and bad.stderr.strip() == "error: '127.0.0.1:http': expected HOST:PORT"

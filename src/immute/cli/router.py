@@ -132,6 +132,7 @@ def _print_status(state: dict[str, object]) -> None:
     console = Console()
     console.print(table)
     console.print(
+        f"listening on {state.get('listen')}  hold {state.get('hold_timeout')}s  "
         f"requests {state.get('requests')}  retries {state.get('retries')}  "
         f"rejected {state.get('rejected')}  connections {state.get('connections')}"
     )
