@@ -3,14 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.immute-installed
-# Installing compiles the router's hot path (setup.py), so a change there reinstalls.
+# Installing compiles the router's hot path (setup.py), so a change there reinstalls,
+# as does another IMMUTE_COMPILE (its value is remembered in a file's name).
 COMPILED := $(wildcard src/immute/proxy/*.py)
+CHOICE := $(VENV)/.immute-compile-$(or $(IMMUTE_COMPILE),auto)
 
 .PHONY: test lint typecheck layers unit clean
 
-$(STAMP): pyproject.toml setup.py $(COMPILED)
+$(STAMP): pyproject.toml setup.py $(COMPILED) $(CHOICE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(CHOICE):
+	mkdir -p $(VENV)
+	rm -f $(VENV)/.immute-compile-*
 	touch $@
 
 lint: $(STAMP)
