@@ -14,7 +14,6 @@ import fcntl
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from immute.core.spec import Spec
 from immute.errors import AgentError, DeployError, ImmuteError, NotFoundError
 from immute.images.prune import prune as prune_images
 from immute.images.store import ImageStore
+from immute.proxy.sockets import resolved
 from immute.routers.builtin import BuiltinRouter, start_router
 from immute.runtimes.ports import free_port
 from immute.store.journal import DeployKind
@@ -486,16 +486,6 @@ def router_changes(state: dict[str, object], spec: Spec) -> list[str]:
 
 
 def _same_socket(one: str, other: str) -> bool:
-    """Whether two HOST:PORT addresses name one listening socket (`localhost:80`
-    and `127.0.0.1:80` do)."""
-    if split_address(one) == split_address(other):
-        return True
-
-    def resolved(address: str) -> set[tuple[Any, ...]]:
-        try:
-            infos = socket.getaddrinfo(*split_address(address), type=socket.SOCK_STREAM)
-        except socket.gaierror:
-            return set()
-        return {info[4][:2] for info in infos}
-
-    return bool(resolved(one) & resolved(other))
+    """Whether two HOST:PORT addresses name one listening socket."""
+    first, second = split_address(one), split_address(other)
+    return first == second or bool(resolved(first) & resolved(second))

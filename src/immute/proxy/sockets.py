@@ -35,15 +35,21 @@ def tcp_listener(address: tuple[str, int], *, backlog: int = 1024) -> socket.soc
     return sock
 
 
+def resolved(address: tuple[str, int], family: int = 0) -> set[tuple[object, ...]]:
+    """The (host, port) socket addresses that HOST:PORT names (`localhost` and
+    `127.0.0.1` name one); none when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(*address, family, socket.SOCK_STREAM)
+    except socket.gaierror:
+        return set()
+    return {tuple(info[4][:2]) for info in infos}
+
+
 def listener_at(inherited: socket.socket, address: tuple[str, int]) -> socket.socket:
     """`inherited` if it already listens on `address`, else a new listener there
     (the inherited one is closed here; the old process closes its own when the
     handover completes)."""
-    try:
-        infos = socket.getaddrinfo(*address, inherited.family, socket.SOCK_STREAM)
-    except socket.gaierror:
-        infos = []
-    if any(info[4][:2] == inherited.getsockname()[:2] for info in infos):
+    if tuple(inherited.getsockname()[:2]) in resolved(address, inherited.family):
         return inherited
     fresh = tcp_listener(address)
     inherited.close()
