@@ -13,22 +13,17 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
-
-import docker_base  # noqa: E402
-from immute.errors import NotFoundError  # noqa: E402
-from immute.images.archive import import_archive  # noqa: E402
-from immute.images.builder import build  # noqa: E402
-from immute.images.inputs import BuildInputs  # noqa: E402
-from immute.images.store import ImageStore  # noqa: E402
+import docker_base
+from immute.errors import NotFoundError
+from immute.images.archive import import_archive
+from immute.images.builder import build
+from immute.images.inputs import BuildInputs
+from immute.images.store import ImageStore
 
 
 def need(ok: bool, reason: str) -> None:

@@ -8,16 +8,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
-
-from scratch_app import ScratchApp, free_port, processes_under  # noqa: E402
+from scratch_app import ScratchApp, free_port, processes_under
 
 __all__ = ["App", "free_port", "live_processes"]
 

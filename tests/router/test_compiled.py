@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import tomllib
 from pathlib import Path
 
@@ -13,12 +12,7 @@ import pytest
 from router_helpers import KeepAliveClient, Procs
 
 import immute
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
-
-from compiled_router import EXTENSIONS, RUNTIME, plain_env  # noqa: E402
+from compiled_router import EXTENSIONS, RUNTIME, plain_env
 
 SOURCE = Path(immute.__file__).parent
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
