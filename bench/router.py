@@ -146,9 +146,6 @@ def start(
     return process
 
 
-LABELS = {"plain": "immute-py"}  # the plain-Python router's row
-
-
 def set_targets(admin: Path, addresses: list[str]) -> None:
     targets = tuple(Target(a, release=f"r{i}") for i, a in enumerate(addresses))
     body = route_to_json(Route(service="web", targets=targets))
@@ -177,19 +174,20 @@ def main() -> None:
     python = sys.executable
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        names = ("backend", "spare", "immute", "haproxy", "plain")
+        names = ("backend", "spare", "immute", "haproxy", "immute-py")
         ports = {name: free_port() for name in names}
         for name in ("backend", "spare"):
             argv = [python, str(BACKEND), "--port", str(ports[name]), "--name", name]
             procs.append(start(argv, ready="ready"))
         backend = f"127.0.0.1:{ports['backend']}"
         pids: dict[str, int] = {}
-        routers = {"immute": None, "plain": plain_env(tmp)} if compiled() else {"immute": None}
+        # immute-py: the plain-Python router, beside the compiled one it is compared with.
+        routers = {"immute": None, "immute-py": plain_env(tmp)} if compiled() else {"immute": None}
         for name, env in routers.items():
             admin = tmp / f"{name}.sock"
             argv = [python, "-m", "immute.proxy", "--listen", f"127.0.0.1:{ports[name]}"]
             procs.append(start([*argv, "--admin", str(admin)], ready="listening", env=env))
-            pids[LABELS.get(name, name)] = procs[-1].pid
+            pids[name] = procs[-1].pid
             set_targets(admin, [backend])
         cfg = tmp / "haproxy.cfg"
         cfg.write_text(HAPROXY_CFG.format(port=ports["haproxy"], backend=ports["backend"]))
@@ -199,8 +197,7 @@ def main() -> None:
         if not compiled():
             print("immute's router is plain Python in this install (see setup.py)")
         report(ports, args, pids=pids)
-        admin = tmp / "immute.sock"
-        print_storm(admin, ports, backend, args.storm)
+        print_storm(tmp / "immute.sock", ports, backend, args.storm)
     finally:
         for process in procs:
             process.kill()
@@ -212,7 +209,7 @@ def report(ports: dict[str, int], args: argparse.Namespace, *, pids: dict[str, i
     # Each immute run comes right before the HAProxy run it is compared with.
     paths = [("direct", "backend"), ("immute", "immute"), ("haproxy", "haproxy")]
     if "immute-py" in pids:
-        paths.append(("immute-py", "plain"))
+        paths.append(("immute-py", "immute-py"))
     urls = {name: f"http://127.0.0.1:{ports[key]}/" for name, key in paths}
     runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
     for _ in range(args.rounds):
